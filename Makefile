@@ -1,0 +1,49 @@
+# Front door for every task. `make test` and `make sweep` work on a fresh clone:
+# they create .venv and install the package first when needed.
+PYTHON      ?= python3
+VENV        ?= .venv
+BIN         := $(VENV)/bin
+# The torch pair that is served from local disk on our build machines; override on yours,
+# e.g. `make install TORCH_SPEC="torch torchvision"`.
+TORCH_SPEC  ?= torch==2.14.1 torchvision==0.29.1
+STAMP       := $(VENV)/.installed
+SWEEP       ?= quick
+export WANDB_MODE ?= disabled
+export WANDB_SILENT ?= true
+
+.PHONY: install test test-slow test-all sweep report bench bench-check clean
+
+install: $(STAMP)
+
+# Re-run only when the dependency list changes: quick and idempotent otherwise.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+test: install  ## fast tests (default selection: not slow)
+	$(BIN)/python -m pytest -q
+
+test-slow: install  ## end-to-end tests marked slow
+	$(BIN)/python -m pytest -q -m slow
+
+test-all: install
+	$(BIN)/python -m pytest -q -m ''
+
+sweep: install  ## run the named experiment sweep (SWEEP=quick by default) and build its report
+	$(BIN)/harness-run -m +experiment=$(SWEEP)
+	$(BIN)/harness-report multirun/$(SWEEP)
+
+report: install
+	$(BIN)/harness-report multirun/$(SWEEP)
+
+bench: install
+	$(BIN)/harness-bench
+
+bench-check: install
+	$(BIN)/harness-bench --compare results/baselines/cpu-2core.json
+
+clean:
+	rm -rf outputs multirun reports .pytest_cache

@@ -1,0 +1,21 @@
+"""Decoupled activation functions: forward f(x), backward dL/dy * g(x) with g chosen freely.
+
+- `forwards.py`: forward functions and their exact derivatives.
+- `rules.py`: surrogate / straight-through / jamming backward rules.
+- `combinators.py`: exact, derivative_of, noise, quantized (Few-Bit Backward, `fewbit.py`).
+- `saved_state.py` and `packing.py`: what each rule stores for backward, packed to 1 or b bits.
+- `pair.py`: the single autograd.Function; `ActivationPair` module and `pair` functional form.
+- `swap.py`: `swap_activations` for any nn.Module; `factory.py`: `ActFactory` for models.
+"""
+from .definitions import FORWARDS, RULES, BoundForward, build_forward, build_rule, register_forward, register_rule
+from .factory import ActFactory
+from .pair import ActivationPair, PairSpec, apply_pair, make_pair, pair
+from .registry import ParameterError, UnknownNameError
+from .saved_state import BoundRule, RandomSource, Saves
+from .swap import DEFAULT_KINDS, swap_activations
+
+__all__ = [
+    "FORWARDS", "RULES", "ActFactory", "ActivationPair", "BoundForward", "BoundRule", "PairSpec",
+    "ParameterError", "RandomSource", "Saves", "UnknownNameError", "DEFAULT_KINDS", "apply_pair",
+    "build_forward", "build_rule", "make_pair", "pair", "register_forward", "register_rule", "swap_activations",
+]

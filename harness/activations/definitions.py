@@ -1,0 +1,214 @@
+"""The two registries (forward functions, backward rules) and the decorators that fill them.
+
+Register a forward::
+
+    @register_forward("softsign")
+    def softsign(x):
+        '''f(x) = x / (1 + |x|).'''
+        return x / (1 + x.abs())
+
+    @softsign.derivative(saves="input")
+    def _(x):
+        '''f'(x) = 1 / (1 + |x|)^2.'''
+        return 1 / (1 + x.abs()) ** 2
+
+Register a backward rule (the `saves` kind says what the forward pass stores, see saved_state)::
+
+    @register_rule("rectangular", saves="bits", a=-0.5, b=0.5, check=lambda a, b: a <= b or "a must be <= b")
+    def rectangular(x, *, a, b):
+        '''g(x) = 1[a <= x <= b]. Source: ...'''
+        return (x >= a) & (x <= b)
+
+What the function returns depends on `saves`: "bits" -> a bool gate (g = hi where True, lo
+elsewhere, `levels=(lo, hi)`, default (0, 1)); "input" -> g(x); "output" -> g as a function of
+y = f(x); "nothing" -> a constant number. `jam=True` multiplies g by fresh U(0,1) draws.
+
+Everything registered appears in the Hydra config groups and the conformance tests without
+further edits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import Tensor
+
+from .registry import Param, ParameterError, Registry, as_params, bind_params
+from .saved_state import (
+    BoundRule,
+    ConstantRule,
+    GateRule,
+    InputRule,
+    OutputRule,
+    Saves,
+    UniformJam,
+)
+
+_SIMPLE_RULES = {Saves.NOTHING: ConstantRule, Saves.BITS: GateRule, Saves.INPUT: InputRule, Saves.OUTPUT: OutputRule}
+
+
+@dataclass(eq=False)
+class RuleDef:
+    """A registered backward rule: formula function, storage kind and parameter specs.
+
+    `builder`, when set, makes a combinator rule (exact, derivative_of, noise, quantized) that
+    builds its BoundRule from the forward and extra parameters meant for an inner rule.
+    """
+
+    name: str
+    fn: Callable | None
+    saves: Saves | None
+    params: dict[str, Param]
+    check: Callable | None = None
+    levels: Callable[..., tuple[float, float]] | None = None
+    jam: bool = False
+    builder: Callable[..., BoundRule] | None = None
+    doc: str = ""
+
+    def bind(self, forward: "BoundForward", params: dict[str, Any] | None = None) -> BoundRule:
+        """Validate `params` and return the rule bound to `forward`."""
+        params = dict(params or {})
+        owner = f"backward rule {self.name!r}"
+        if self.builder is not None:
+            own = {k: params.pop(k) for k in list(params) if k in self.params}
+            bound = bind_params(owner, self.params, own, self.check)
+            return self.builder(forward, extra=params, **bound)
+        bound = bind_params(owner, self.params, params, self.check)
+        return make_bound(self, forward, bound)
+
+
+def make_bound(rule: RuleDef, forward: "BoundForward", params: dict[str, Any], name: str | None = None) -> BoundRule:
+    """Build the storage-specific BoundRule for a simple (non-combinator) rule."""
+    cls = _SIMPLE_RULES[rule.saves]
+    kwargs: dict[str, Any] = dict(name=name or rule.name, params=params, fn=rule.fn, forward_fn=forward)
+    if rule.saves is Saves.BITS:
+        kwargs["levels"] = tuple(float(v) for v in (rule.levels(**params) if rule.levels else (0.0, 1.0)))
+    bound = cls(**kwargs)
+    return UniformJam(name=bound.name, params=params, base=bound) if rule.jam else bound
+
+
+@dataclass(eq=False)
+class ForwardDef:
+    """A registered forward function f with its exact derivative (a RuleDef)."""
+
+    name: str
+    fn: Callable[..., Tensor]
+    params: dict[str, Param]
+    check: Callable | None = None
+    exact: RuleDef | None = None
+    doc: str = ""
+
+    def __call__(self, x: Tensor, **params) -> Tensor:
+        return self.fn(x, **params)
+
+    def derivative(self, saves: str, levels: Callable | None = None):
+        """Decorator: register f' in closed form; it receives the forward's parameters."""
+
+        def wrap(fn: Callable) -> Callable:
+            self.exact = RuleDef(
+                name=f"{self.name}'", fn=fn, saves=Saves(saves), params=self.params,
+                check=self.check, levels=levels, doc=(fn.__doc__ or "").strip(),
+            )
+            return fn
+
+        return wrap
+
+    def bind(self, params: dict[str, Any] | None = None) -> "BoundForward":
+        """Validate parameters and return the forward with them fixed."""
+        bound = bind_params(f"forward {self.name!r}", self.params, dict(params or {}), self.check)
+        return BoundForward(self, bound)
+
+
+@dataclass(eq=False)
+class BoundForward:
+    """A forward function with fixed parameters; `exact_rule()` is its true derivative."""
+
+    definition: ForwardDef
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.definition.fn(x, **self.params)
+
+    def exact_rule(self) -> BoundRule:
+        """f'(x) as a BoundRule, with the forward's parameters."""
+        if self.definition.exact is None:
+            raise ValueError(f"forward {self.name!r} has no registered derivative")
+        return make_bound(self.definition.exact, self, self.params, name="exact")
+
+    def key(self) -> tuple:
+        """Hashable identity (name and parameters)."""
+        return (self.name, tuple(sorted(self.params.items())))
+
+    def describe(self) -> str:
+        """'name(k=v, ...)'."""
+        inner = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.name}({inner})" if inner else self.name
+
+
+FORWARDS: Registry[ForwardDef] = Registry("forward")
+RULES: Registry[RuleDef] = Registry("backward rule")
+
+
+def register_forward(name: str, *, check: Callable | None = None, **params: Any):
+    """Decorator registering a forward function `fn(x, **params) -> y` under `name`."""
+
+    def wrap(fn: Callable[..., Tensor]) -> ForwardDef:
+        definition = ForwardDef(name=name, fn=fn, params=as_params(params), check=check, doc=(fn.__doc__ or "").strip())
+        return FORWARDS.add(name, definition)
+
+    return wrap
+
+
+def register_rule(
+    name: str,
+    *,
+    saves: str | None = None,
+    check: Callable | None = None,
+    levels: Callable | None = None,
+    jam: bool = False,
+    builder: Callable | None = None,
+    **params: Any,
+):
+    """Decorator registering a backward rule under `name` (see the module docstring)."""
+
+    def wrap(fn: Callable) -> Callable:
+        if builder is None and saves is None:
+            raise ValueError(f"rule {name!r}: say what it saves (saves='nothing'|'bits'|'input'|'output')")
+        RULES.add(name, RuleDef(
+            name=name, fn=None if builder else fn, saves=Saves(saves) if saves else None,
+            params=as_params(params), check=check, levels=levels, jam=jam,
+            builder=builder, doc=(fn.__doc__ or "").strip(),
+        ))
+        return fn
+
+    return wrap
+
+
+def build_forward(name: str, params: dict[str, Any] | None = None) -> BoundForward:
+    """Look up and bind a forward function."""
+    return FORWARDS.get(name).bind(params)
+
+
+def build_rule(name: str, forward: BoundForward, params: dict[str, Any] | None = None) -> BoundRule:
+    """Look up and bind a backward rule to `forward`."""
+    return RULES.get(name).bind(forward, params)
+
+
+def forward_param_names(name: str) -> set[str]:
+    """Parameter names of a forward (for routing `**params`)."""
+    return set(FORWARDS.get(name).params)
+
+
+def rule_accepts_extra(name: str) -> bool:
+    """Combinator rules forward unknown parameters to an inner rule or forward."""
+    return RULES.get(name).builder is not None
+
+
+__all__ = [
+    "FORWARDS", "RULES", "ForwardDef", "RuleDef", "BoundForward", "ParameterError",
+    "register_forward", "register_rule", "build_forward", "build_rule",
+]

@@ -1,0 +1,244 @@
+"""Forward functions f(x) and their exact derivatives f'(x), in closed form.
+
+Each forward calls torch's native op, so the pair's forward costs what the native activation
+costs. Each derivative declares the least state it needs (DESIGN.md section 2): piecewise-linear
+functions need one bit per element, smooth ones x or y.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .definitions import register_forward
+from .registry import choice, positive
+
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+# torch.nn.SELU's constants (Klambauer et al. 2017).
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+@register_forward("identity")
+def identity(x):
+    """f(x) = x."""
+    return x
+
+
+@identity.derivative(saves="nothing")
+def _(**_):
+    """f'(x) = 1."""
+    return 1.0
+
+
+@register_forward("relu")
+def relu(x):
+    """f(x) = max(0, x)."""
+    return torch.relu(x)
+
+
+@relu.derivative(saves="bits")
+def _(x):
+    """f'(x) = 1[x > 0]."""
+    return x > 0
+
+
+@register_forward("relu6")
+def relu6(x):
+    """f(x) = min(max(0, x), 6)."""
+    return F.relu6(x)
+
+
+@relu6.derivative(saves="bits")
+def _(x):
+    """f'(x) = 1[0 < x < 6]."""
+    return (x > 0) & (x < 6)
+
+
+@register_forward("leaky_relu", slope=0.01)
+def leaky_relu(x, *, slope):
+    """f(x) = x for x > 0, slope * x otherwise."""
+    return F.leaky_relu(x, slope)
+
+
+@leaky_relu.derivative(saves="bits", levels=lambda slope: (slope, 1.0))
+def _(x, *, slope):
+    """f'(x) = 1 for x > 0, slope otherwise (one bit: which of the two levels)."""
+    return x > 0
+
+
+@register_forward("elu", alpha=positive(1.0))
+def elu(x, *, alpha):
+    """f(x) = x for x > 0, alpha (e^x - 1) otherwise (Clevert et al. 2016)."""
+    return F.elu(x, alpha)
+
+
+@elu.derivative(saves="output")
+def _(y, *, alpha):
+    """f'(x) = 1 for x > 0, alpha e^x = y + alpha otherwise (y > 0 exactly when x > 0)."""
+    return torch.where(y > 0, 1.0, y + alpha)
+
+
+@register_forward("selu")
+def selu(x):
+    """f(x) = scale * (x for x > 0, alpha (e^x - 1) otherwise), Klambauer et al. 2017."""
+    return F.selu(x)
+
+
+@selu.derivative(saves="output")
+def _(y):
+    """f'(x) = scale for x > 0, y + scale * alpha otherwise."""
+    return torch.where(y > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA)
+
+
+@register_forward("celu", alpha=positive(1.0))
+def celu(x, *, alpha):
+    """f(x) = x for x > 0, alpha (e^(x/alpha) - 1) otherwise (Barron 2017)."""
+    return F.celu(x, alpha)
+
+
+@celu.derivative(saves="output")
+def _(y, *, alpha):
+    """f'(x) = 1 for x > 0, e^(x/alpha) = y / alpha + 1 otherwise."""
+    return torch.where(y > 0, 1.0, y / alpha + 1.0)
+
+
+@register_forward("gelu", approximate=choice("none", "tanh"))
+def gelu(x, *, approximate):
+    """f(x) = x Phi(x) (erf form), or the tanh approximation (Hendrycks & Gimpel 2016)."""
+    return F.gelu(x, approximate=approximate)
+
+
+@gelu.derivative(saves="input")
+def _(x, *, approximate):
+    """f'(x) = Phi(x) + x phi(x) (erf); for tanh: 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 k x^2),
+    t = tanh(c (x + k x^3)), c = sqrt(2/pi), k = 0.044715."""
+    if approximate == "tanh":
+        c, k = math.sqrt(2.0 / math.pi), 0.044715
+        t = torch.tanh(c * (x + k * x**3))
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * k * x * x)
+    cdf = 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    return cdf + x * torch.exp(-0.5 * x * x) / _SQRT_2PI
+
+
+@register_forward("silu", beta=positive(1.0))
+def silu(x, *, beta):
+    """f(x) = x sigmoid(beta x) (SiLU / Swish, Ramachandran et al. 2017)."""
+    return F.silu(x) if beta == 1.0 else x * torch.sigmoid(beta * x)
+
+
+@silu.derivative(saves="input")
+def _(x, *, beta):
+    """f'(x) = s + beta x s (1 - s), s = sigmoid(beta x)."""
+    s = torch.sigmoid(beta * x)
+    return s + beta * x * s * (1 - s)
+
+
+@register_forward("mish")
+def mish(x):
+    """f(x) = x tanh(softplus(x)) (Misra 2019)."""
+    return F.mish(x)
+
+
+@mish.derivative(saves="input")
+def _(x):
+    """f'(x) = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2), sp = softplus(x)."""
+    t = torch.tanh(F.softplus(x))
+    return t + x * torch.sigmoid(x) * (1 - t * t)
+
+
+@register_forward("softplus", beta=positive(1.0))
+def softplus(x, *, beta):
+    """f(x) = log(1 + e^(beta x)) / beta."""
+    return F.softplus(x, beta=beta)
+
+
+@softplus.derivative(saves="input")
+def _(x, *, beta):
+    """f'(x) = sigmoid(beta x)."""
+    return torch.sigmoid(beta * x)
+
+
+@register_forward("tanh")
+def tanh(x):
+    """f(x) = tanh(x)."""
+    return torch.tanh(x)
+
+
+@tanh.derivative(saves="output")
+def _(y):
+    """f'(x) = 1 - y^2."""
+    return 1 - y * y
+
+
+@register_forward("sigmoid")
+def sigmoid(x):
+    """f(x) = 1 / (1 + e^-x) (the logistic unit)."""
+    return torch.sigmoid(x)
+
+
+@sigmoid.derivative(saves="output")
+def _(y):
+    """f'(x) = y (1 - y)."""
+    return y * (1 - y)
+
+
+@register_forward("hardtanh", min_val=-1.0, max_val=1.0, check=lambda min_val, max_val: min_val < max_val or "min_val must be < max_val")
+def hardtanh(x, *, min_val, max_val):
+    """f(x) = clamp(x, min_val, max_val)."""
+    return F.hardtanh(x, min_val, max_val)
+
+
+@hardtanh.derivative(saves="bits")
+def _(x, *, min_val, max_val):
+    """f'(x) = 1[min_val < x < max_val]."""
+    return (x > min_val) & (x < max_val)
+
+
+@register_forward("hardsigmoid")
+def hardsigmoid(x):
+    """f(x) = relu6(x + 3) / 6."""
+    return F.hardsigmoid(x)
+
+
+@hardsigmoid.derivative(saves="bits", levels=lambda: (0.0, 1.0 / 6.0))
+def _(x):
+    """f'(x) = 1/6 on (-3, 3), 0 elsewhere."""
+    return (x > -3) & (x < 3)
+
+
+@register_forward("hardswish")
+def hardswish(x):
+    """f(x) = x relu6(x + 3) / 6 (Howard et al. 2019)."""
+    return F.hardswish(x)
+
+
+@hardswish.derivative(saves="input")
+def _(x):
+    """f'(x) = 0 for x < -3, 1 for x > 3, (2x + 3) / 6 in between."""
+    return torch.where(x < -3, 0.0, torch.where(x > 3, 1.0, (2 * x + 3) / 6))
+
+
+@register_forward("step")
+def step(x):
+    """f(x) = 1[x > 0] (Heaviside), in the input dtype."""
+    return (x > 0).to(x.dtype)
+
+
+@step.derivative(saves="nothing")
+def _(**_):
+    """f'(x) = 0 almost everywhere: training needs a surrogate rule."""
+    return 0.0
+
+
+@register_forward("sign")
+def sign(x):
+    """f(x) = sign(x) in {-1, 0, 1}."""
+    return torch.sign(x)
+
+
+@sign.derivative(saves="nothing")
+def _(**_):
+    """f'(x) = 0 almost everywhere."""
+    return 0.0

@@ -1,0 +1,279 @@
+"""Bound backward rules: what each kind of rule saves in the forward pass and how it turns that
+state back into dL/dx = dL/dy * g(x) in the backward pass.
+
+Storage per element (DESIGN.md section 2):
+
+| `Saves`   | stored                          | example rules                          |
+|-----------|---------------------------------|----------------------------------------|
+| NOTHING   | nothing                         | constant / STE, full_jam, step's exact |
+| BITS      | 1 bit, packed 8 per byte        | relu's exact, rectangular, clipped_ste |
+| CODES     | b bits (planar), b in 1..8      | quantized(b, of=...)                   |
+| INPUT     | x in the input dtype            | fast_sigmoid, b_silu, gelu's exact     |
+| OUTPUT    | y = f(x) in the input dtype     | tanh's and sigmoid's exact             |
+
+A `BoundRule` has its parameters fixed and is tied to the pair's forward function. Its
+`multiplier` returns g (a tensor or a Python number) from the saved state; `grad_input` is
+`dL/dy * g`, with fast paths where g is a gate. `values(x)` evaluates g directly from x: the
+reference used by tests, few-bit fitting and gradient-fidelity diagnostics.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from .packing import pack_bits, pack_codes, unpack_bits, unpack_codes
+
+
+class Saves(str, enum.Enum):
+    """What a rule stores for backward."""
+
+    NOTHING = "nothing"
+    BITS = "bits"
+    CODES = "codes"
+    INPUT = "input"
+    OUTPUT = "output"
+
+
+class RandomSource:
+    """One seeded torch.Generator per device, shared by every pair a factory builds.
+
+    Stochastic rules draw from it in backward, so a run with the same seed and the same
+    execution order reproduces its gradients exactly.
+    """
+
+    def __init__(self, seed: int = 0):
+        self.seed(seed)
+
+    def seed(self, seed: int) -> None:
+        """Reset all generators to `seed`."""
+        self._seed = int(seed)
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        """The generator for `device`, created (and seeded) on first use."""
+        device = torch.device(device)
+        if device not in self._generators:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(self._seed)
+            self._generators[device] = gen
+        return self._generators[device]
+
+
+@dataclass(frozen=True)
+class StateMeta:
+    """Shape information the backward pass needs to decode packed state."""
+
+    shape: torch.Size
+    numel: int
+
+
+def _as_tensor_like(g: Tensor | float, like: Tensor) -> Tensor:
+    return g if isinstance(g, Tensor) else torch.full_like(like, g)
+
+
+@dataclass(eq=False)
+class BoundRule:
+    """A backward rule with fixed parameters, tied to the pair's forward. Subclasses define storage."""
+
+    name: str
+    params: dict[str, Any]
+    saves: Saves = field(init=False)
+    bits: int = field(init=False, default=0)
+    stochastic: bool = field(init=False, default=False)
+
+    def encode(self, x: Tensor, y: Tensor) -> tuple[Tensor, ...]:
+        """The tensors to save in the forward pass."""
+        raise NotImplementedError
+
+    def multiplier(self, saved: tuple[Tensor, ...], meta: StateMeta, like: Tensor, rng: RandomSource) -> Tensor | float:
+        """g from the saved state (tensor of `meta.shape`, or a number)."""
+        raise NotImplementedError
+
+    def grad_input(self, grad_output: Tensor, saved: tuple[Tensor, ...], meta: StateMeta, rng: RandomSource) -> Tensor:
+        """dL/dx = dL/dy * g."""
+        g = self.multiplier(saved, meta, grad_output, rng)
+        return grad_output * g
+
+    def values(self, x: Tensor, rng: RandomSource | None = None) -> Tensor:
+        """g(x) evaluated directly (the reference; stochastic rules draw from `rng`)."""
+        y = self.forward_fn(x) if self.saves is Saves.OUTPUT else x
+        saved = self.encode(x, y)
+        meta = StateMeta(x.shape, x.numel())
+        return _as_tensor_like(self.multiplier(saved, meta, x, rng or RandomSource(0)), x)
+
+    def describe(self) -> str:
+        """'name(k=v, ...)' for logs and tables."""
+        shown = self.shown_params if self.shown_params is not None else self.params
+        inner = ", ".join(f"{k}={v}" for k, v in shown.items())
+        return f"{self.name}({inner})" if inner else self.name
+
+    forward_fn: Callable[[Tensor], Tensor] | None = field(default=None, repr=False)
+    # Parameters as the user gave them, when they differ from what `fn` receives (combinators).
+    shown_params: dict[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass(eq=False)
+class ConstantRule(BoundRule):
+    """g(x) = value(**params): saves nothing."""
+
+    fn: Callable[..., float] = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.saves = Saves.NOTHING
+        self.value = float(self.fn(**self.params))
+
+    def encode(self, x, y):
+        return ()
+
+    def multiplier(self, saved, meta, like, rng):
+        return self.value
+
+    def grad_input(self, grad_output, saved, meta, rng):
+        if self.value == 1.0:
+            return grad_output
+        return grad_output * self.value
+
+
+@dataclass(eq=False)
+class GateRule(BoundRule):
+    """g(x) = hi where gate(x) else lo: saves one packed bit per element."""
+
+    fn: Callable[..., Tensor] = field(default=None, repr=False)
+    levels: tuple[float, float] = (0.0, 1.0)
+
+    def __post_init__(self):
+        self.saves = Saves.BITS
+        self.bits = 1
+
+    def encode(self, x, y):
+        return (pack_bits(self.fn(x, **self.params)),)
+
+    def _gate(self, saved, meta):
+        return unpack_bits(saved[0], meta.numel).view(meta.shape)
+
+    def multiplier(self, saved, meta, like, rng):
+        lo, hi = self.levels
+        gate = self._gate(saved, meta)
+        return torch.where(gate, torch.tensor(hi, dtype=like.dtype), torch.tensor(lo, dtype=like.dtype)).to(like.device)
+
+    def grad_input(self, grad_output, saved, meta, rng):
+        lo, hi = self.levels
+        gate = self._gate(saved, meta).to(grad_output.device)
+        if lo == 0.0:
+            # One fused pass: where(gate, g_out * hi, 0).
+            return torch.where(gate, grad_output if hi == 1.0 else grad_output * hi, 0.0)
+        return grad_output * torch.where(gate, hi, lo)
+
+
+@dataclass(eq=False)
+class InputRule(BoundRule):
+    """g = fn(x): saves x in the input dtype."""
+
+    fn: Callable[..., Tensor] = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.saves = Saves.INPUT
+
+    def encode(self, x, y):
+        return (x,)
+
+    def multiplier(self, saved, meta, like, rng):
+        return self.fn(saved[0], **self.params)
+
+
+@dataclass(eq=False)
+class OutputRule(BoundRule):
+    """g = fn(y) with y = f(x) the pair's output: saves y (free when the next layer saves it too)."""
+
+    fn: Callable[..., Tensor] = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.saves = Saves.OUTPUT
+
+    def encode(self, x, y):
+        return (y,)
+
+    def multiplier(self, saved, meta, like, rng):
+        return self.fn(saved[0], **self.params)
+
+
+@dataclass(eq=False)
+class UniformJam(BoundRule):
+    """g = base(x) * U(0,1), U drawn fresh in every backward pass (Troiano et al. 'jamming')."""
+
+    base: BoundRule = field(default=None)
+
+    def __post_init__(self):
+        self.saves = self.base.saves
+        self.bits = self.base.bits
+        self.stochastic = True
+        self.forward_fn = self.base.forward_fn
+
+    def encode(self, x, y):
+        return self.base.encode(x, y)
+
+    def multiplier(self, saved, meta, like, rng):
+        u = torch.rand(meta.shape, generator=rng.generator(like.device), device=like.device, dtype=like.dtype)
+        return self.base.multiplier(saved, meta, like, rng) * u
+
+
+@dataclass(eq=False)
+class GaussianNoise(BoundRule):
+    """g = base(x) + sigma * N(0,1) (additive) or base(x) * (1 + sigma * N(0,1)) (multiplicative)."""
+
+    base: BoundRule = field(default=None)
+    sigma: float = 0.1
+    mode: str = "additive"
+
+    def __post_init__(self):
+        self.saves = self.base.saves
+        self.bits = self.base.bits
+        self.stochastic = True
+        self.forward_fn = self.base.forward_fn
+
+    def encode(self, x, y):
+        return self.base.encode(x, y)
+
+    def multiplier(self, saved, meta, like, rng):
+        noise = torch.randn(meta.shape, generator=rng.generator(like.device), device=like.device, dtype=like.dtype)
+        g = self.base.multiplier(saved, meta, like, rng)
+        if self.mode == "additive":
+            return g + self.sigma * noise
+        return g * (1.0 + self.sigma * noise)
+
+
+@dataclass(eq=False)
+class CodeRule(BoundRule):
+    """Piecewise-constant g with 2**bits levels: saves a b-bit code per element (Few-Bit Backward).
+
+    code(x) = bucketize(x, borders); g = levels[code].
+    """
+
+    borders: Tensor = field(default=None, repr=False)
+    levels_table: Tensor = field(default=None, repr=False)
+    nbits: int = 1
+
+    def __post_init__(self):
+        self.saves = Saves.CODES
+        self.bits = self.nbits
+        self._per_device: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    def _tables(self, device, dtype):
+        key = (device, dtype)
+        if key not in self._per_device:
+            self._per_device[key] = (self.borders.to(device=device, dtype=dtype), self.levels_table.to(device=device, dtype=dtype))
+        return self._per_device[key]
+
+    def encode(self, x, y):
+        borders, _ = self._tables(x.device, x.dtype)
+        codes = torch.bucketize(x.reshape(-1), borders).to(torch.uint8)
+        return (pack_codes(codes, self.nbits),)
+
+    def multiplier(self, saved, meta, like, rng):
+        _, levels = self._tables(like.device, like.dtype)
+        codes = unpack_codes(saved[0], meta.numel, self.nbits).to(like.device)
+        return levels[codes].view(meta.shape)
