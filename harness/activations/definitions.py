@@ -15,13 +15,16 @@ Register a forward::
 Register a backward rule (the `saves` kind says what the forward pass stores, see saved_state)::
 
     @register_rule("rectangular", saves="bits", a=-0.5, b=0.5, check=lambda a, b: a <= b or "a must be <= b")
-    def rectangular(x, *, a, b):
+    def rectangular(*, a, b):
         '''g(x) = 1[a <= x <= b]. Source: ...'''
-        return (x >= a) & (x <= b)
+        return Interval(a, b)
 
-What the function returns depends on `saves`: "bits" -> a bool gate (g = hi where True, lo
-elsewhere, `levels=(lo, hi)`, default (0, 1)); "input" -> g(x); "output" -> g as a function of
-y = f(x); "nothing" -> a constant number. `jam=True` multiplies g by fresh U(0,1) draws.
+What the function returns depends on `saves`:
+- "bits": a gate, g = hi where it holds and lo elsewhere (`levels=(lo, hi)`, default (0, 1)).
+  Either an `Interval` built from the parameters alone (as above; it gets a fused fast path),
+  or, for any other gate, a function `fn(x, **params)` returning a bool tensor.
+- "input": g(x); "output": g as a function of y = f(x); "nothing": a constant number.
+`jam=True` multiplies g by fresh U(0,1) draws in every backward pass.
 
 Everything registered appears in the Hydra config groups and the conformance tests without
 further edits.

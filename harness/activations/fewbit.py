@@ -27,7 +27,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-GRID_POINTS = 1024
+GRID_POINTS = 1200
+FIT_VERSION = 3  # bump when the fitting algorithm changes: it invalidates disk caches
 GRID_RANGE = 6.0  # grid on [-6, 6]: N(0,1) mass outside is ~2e-9
 _MEMORY: dict[str, "FewBitFit"] = {}
 
@@ -47,10 +48,30 @@ class FewBitFit:
         return self.levels.to(x.dtype)[codes]
 
 
-def _grid() -> tuple[Tensor, Tensor]:
-    x = torch.linspace(-GRID_RANGE, GRID_RANGE, GRID_POINTS, dtype=torch.float64)
-    w = torch.exp(-0.5 * x * x) / math.sqrt(2 * math.pi) * (x[1] - x[0])
-    return x, w
+def _grid(g_fn: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+    """Grid points and N(0,1) quadrature weights, adapted to g.
+
+    A third of the points are uniform on [-6, 6], a third are N(0,1) quantiles (where the
+    weight is), and a third are quantiles of g's total variation (where g changes), so a
+    narrow surrogate such as fast_sigmoid (k = 25, width ~0.04) gets its borders placed finely.
+    """
+    third = GRID_POINTS // 3
+    uniform = torch.linspace(-GRID_RANGE, GRID_RANGE, third, dtype=torch.float64)
+    probs = (torch.arange(third, dtype=torch.float64) + 0.5) / third
+    normal = torch.special.ndtri(probs)
+    fine = torch.linspace(-GRID_RANGE, GRID_RANGE, 60001, dtype=torch.float64)
+    variation = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum((g_fn(fine).double().diff()).abs(), 0)])
+    if variation[-1] > 0:
+        levels = (torch.arange(third, dtype=torch.float64) + 0.5) / third * variation[-1]
+        varied = fine[torch.searchsorted(variation, levels).clamp(max=fine.numel() - 1)]
+    else:
+        varied = uniform
+    x = torch.unique(torch.cat([uniform, normal, varied]))  # sorted
+    # Each point stands for the cell between the midpoints to its neighbours.
+    mids = torch.cat([x[:1], (x[1:] + x[:-1]) / 2, x[-1:]])
+    cdf = torch.special.ndtr(mids)
+    cdf[0], cdf[-1] = 0.0, 1.0
+    return x, cdf[1:] - cdf[:-1]
 
 
 def fit_piecewise_constant(g: Tensor, x: Tensor, w: Tensor, k: int) -> FewBitFit:
@@ -67,11 +88,14 @@ def fit_piecewise_constant(g: Tensor, x: Tensor, w: Tensor, k: int) -> FewBitFit
     dS2 = S2[None, :] - S2[:, None]
     cost = dS2 - dS1 * dS1 / dW.clamp_min(1e-300)
     valid = torch.triu(torch.ones(n + 1, n + 1, dtype=torch.bool), diagonal=1)
-    cost = torch.where(valid, cost.clamp_min(0.0), torch.inf)
+    # The DP runs in float32 (half the memory traffic of its k passes over an n x n matrix);
+    # the reported error is recomputed in float64 from the chosen borders.
+    cost = torch.where(valid, cost.clamp_min(0.0), torch.inf).float()
     best = cost[0].clone()  # best[j]: error of covering points 0..j-1 with 1 segment
+    total = torch.empty_like(cost)
     argmins = []
     for _ in range(1, k):
-        total = best[:, None] + cost  # prev end i, new segment i..j-1
+        torch.add(best[:, None], cost, out=total)  # prev end i, new segment i..j-1
         best, arg = total.min(dim=0)
         argmins.append(arg)
     # Backtrack segment starts from the end point n.
@@ -86,8 +110,33 @@ def fit_piecewise_constant(g: Tensor, x: Tensor, w: Tensor, k: int) -> FewBitFit
         levels.append(float((S1[hi] - S1[lo]) / ws) if ws > 0 else float(g[lo:hi].mean()))
     for s in starts:
         borders.append(float((x[s - 1] + x[s]) / 2))
-    rmse = math.sqrt(max(float(best[n]), 0.0) / float(W[-1]))
+    error = sum(float(S2[hi] - S2[lo]) - (float(S1[hi] - S1[lo]) ** 2 / float(W[hi] - W[lo]) if W[hi] > W[lo] else 0.0) for lo, hi in zip(bounds[:-1], bounds[1:]))
+    rmse = math.sqrt(max(error, 0.0) / float(W[-1]))
     return FewBitFit(bits=max(1, math.ceil(math.log2(len(levels)))), borders=torch.tensor(borders, dtype=torch.float64), levels=torch.tensor(levels, dtype=torch.float64), rmse=rmse)
+
+
+def refine_borders(fit: "FewBitFit", x: Tensor, g_fn: Callable[[Tensor], Tensor], iterations: int = 60) -> Tensor:
+    """Move each border from its grid midpoint to where g crosses the mean of the two levels
+    beside it: the stationarity condition of the squared error in the border. Matters at jumps
+    (NeLU at 0, rectangular ends), where a border off by one grid cell costs visibly."""
+    borders = fit.borders.clone()
+    if borders.numel() == 0:
+        return borders
+    idx = torch.searchsorted(x, borders).clamp(1, x.numel() - 1)
+    lo, hi = x[idx - 1].clone(), x[idx].clone()
+    target = (fit.levels[:-1] + fit.levels[1:]) / 2
+    h_lo = g_fn(lo).double() - target
+    h_hi = g_fn(hi).double() - target
+    crossing = (h_lo * h_hi) < 0
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        h_mid = g_fn(mid).double() - target
+        left = (h_lo * h_mid) <= 0
+        hi = torch.where(left, mid, hi)
+        lo = torch.where(left, lo, mid)
+        h_lo = torch.where(left, h_lo, h_mid)
+    refined = torch.where(crossing, (lo + hi) / 2, borders)
+    return torch.sort(refined).values
 
 
 def _cache_dir() -> Path:
@@ -99,7 +148,7 @@ def fit_rule(key: str, g_fn: Callable[[Tensor], Tensor], bits: int) -> FewBitFit
 
     `key` identifies the rule and its parameters; it must change whenever g_fn does.
     """
-    full_key = hashlib.sha256(json.dumps([key, bits, GRID_POINTS, GRID_RANGE]).encode()).hexdigest()[:20]
+    full_key = hashlib.sha256(json.dumps([key, bits, GRID_POINTS, GRID_RANGE, FIT_VERSION]).encode()).hexdigest()[:20]
     if full_key in _MEMORY:
         return _MEMORY[full_key]
     path = _cache_dir() / f"{full_key}.pt"
@@ -111,10 +160,10 @@ def fit_rule(key: str, g_fn: Callable[[Tensor], Tensor], bits: int) -> FewBitFit
         except Exception:  # a corrupt cache entry is refitted, not fatal
             fit = None
     if fit is None:
-        x, w = _grid()
+        x, w = _grid(g_fn)
         g = g_fn(x).to(torch.float64)
         raw = fit_piecewise_constant(g, x, w, 2**bits)
-        fit = FewBitFit(bits=bits, borders=raw.borders, levels=raw.levels, rmse=raw.rmse)
+        fit = FewBitFit(bits=bits, borders=refine_borders(raw, x, g_fn), levels=raw.levels, rmse=raw.rmse)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as tmp:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from .definitions import register_forward
 from .registry import choice, positive
+from .saved_state import Interval
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 # torch.nn.SELU's constants (Klambauer et al. 2017).
@@ -39,9 +40,9 @@ def relu(x):
 
 
 @relu.derivative(saves="bits")
-def _(x):
+def _():
     """f'(x) = 1[x > 0]."""
-    return x > 0
+    return Interval(0.0, math.inf, closed_lo=False)
 
 
 @register_forward("relu6")
@@ -51,9 +52,9 @@ def relu6(x):
 
 
 @relu6.derivative(saves="bits")
-def _(x):
+def _():
     """f'(x) = 1[0 < x < 6]."""
-    return (x > 0) & (x < 6)
+    return Interval(0.0, 6.0, closed_lo=False, closed_hi=False)
 
 
 @register_forward("leaky_relu", slope=0.01)
@@ -63,9 +64,9 @@ def leaky_relu(x, *, slope):
 
 
 @leaky_relu.derivative(saves="bits", levels=lambda slope: (slope, 1.0))
-def _(x, *, slope):
+def _(*, slope):
     """f'(x) = 1 for x > 0, slope otherwise (one bit: which of the two levels)."""
-    return x > 0
+    return Interval(0.0, math.inf, closed_lo=False)
 
 
 @register_forward("elu", alpha=positive(1.0))
@@ -191,9 +192,9 @@ def hardtanh(x, *, min_val, max_val):
 
 
 @hardtanh.derivative(saves="bits")
-def _(x, *, min_val, max_val):
+def _(*, min_val, max_val):
     """f'(x) = 1[min_val < x < max_val]."""
-    return (x > min_val) & (x < max_val)
+    return Interval(min_val, max_val, closed_lo=False, closed_hi=False)
 
 
 @register_forward("hardsigmoid")
@@ -203,9 +204,9 @@ def hardsigmoid(x):
 
 
 @hardsigmoid.derivative(saves="bits", levels=lambda: (0.0, 1.0 / 6.0))
-def _(x):
+def _():
     """f'(x) = 1/6 on (-3, 3), 0 elsewhere."""
-    return (x > -3) & (x < 3)
+    return Interval(-3.0, 3.0, closed_lo=False, closed_hi=False)
 
 
 @register_forward("hardswish")

@@ -106,6 +106,21 @@ def unpack_bits(packed: Tensor, n: int) -> Tensor:
     return _unpack_eager(packed, n)
 
 
+_NUMPY_FLOATS = (torch.float32, torch.float64, torch.float16)
+
+
+def pack_interval(x: Tensor, interval) -> Tensor:
+    """Pack the gate 1[x in interval] (an `Interval`) into ceil(n/8) bytes.
+
+    On CPU the comparison and the packing both run in numpy: a bool-output compare in torch
+    costs about as much as the whole native ReLU forward.
+    """
+    if x.device.type == "cpu" and x.dtype in _NUMPY_FLOATS and not torch.compiler.is_compiling():
+        flat = x.detach().reshape(-1).numpy()
+        return torch.from_numpy(np.packbits(interval.contains(flat), bitorder="little"))
+    return pack_bits(interval.contains(x))
+
+
 def pack_codes(codes: Tensor, bits: int) -> Tensor:
     """Pack integer codes in [0, 2**bits) into `bits` bit planes (bits * ceil(n/8) bytes)."""
     flat = codes.reshape(-1)
@@ -120,3 +135,40 @@ def unpack_codes(packed: Tensor, n: int, bits: int) -> Tensor:
     for j in range(1, bits):
         codes |= unpack_bits(packed[j * stride : (j + 1) * stride], n).to(torch.int64) << j
     return codes
+
+
+def _use_numpy(t: Tensor) -> bool:
+    return t.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
+def encode_codes(x: Tensor, borders: Tensor, bits: int) -> Tensor:
+    """code(x) = #{borders < x} (= bucketize(x, borders)), packed into `bits` planes.
+
+    `borders` must be sorted and in x's dtype. The numpy path counts comparisons for up to 15
+    borders (vectorised) and binary-searches beyond that.
+    """
+    if _use_numpy(x) and x.dtype in _NUMPY_FLOATS:
+        flat = x.detach().reshape(-1).numpy()
+        b = borders.numpy()
+        if len(b) <= 15:
+            codes = np.zeros(flat.shape, dtype=np.uint8)
+            for border in b:
+                codes += flat > border
+        else:
+            codes = np.searchsorted(b, flat, side="left").astype(np.uint8)
+        planes = [np.packbits((codes >> j) & 1, bitorder="little") for j in range(bits)]
+        return torch.from_numpy(np.concatenate(planes) if bits > 1 else planes[0])
+    codes = torch.bucketize(x.reshape(-1), borders).to(torch.uint8)
+    return pack_codes(codes, bits)
+
+
+def decode_levels(packed: Tensor, n: int, bits: int, levels: Tensor) -> Tensor:
+    """levels[code] for each of the `n` packed codes, as a flat tensor in levels' dtype."""
+    if _use_numpy(packed) and levels.dtype in _NUMPY_FLOATS:
+        stride = packed_size(n)
+        p = packed.numpy()
+        codes = np.unpackbits(p[:stride], count=n, bitorder="little")
+        for j in range(1, bits):
+            codes |= np.unpackbits(p[j * stride : (j + 1) * stride], count=n, bitorder="little") << j
+        return torch.from_numpy(np.take(levels.numpy(), codes))
+    return levels[unpack_codes(packed, n, bits)]

@@ -14,6 +14,7 @@ import torch
 
 from .definitions import register_rule
 from .registry import positive
+from .saved_state import Interval
 
 _SQRT_PI = math.sqrt(math.pi)
 
@@ -36,15 +37,15 @@ def ste(**_):
 
 
 @register_rule("clipped_ste", saves="bits", t=positive(1.0))
-def clipped_ste(x, *, t):
+def clipped_ste(*, t):
     """g(x) = 1[|x| <= t], t = 1: BinaryNet's saturating STE (Courbariaux et al. 2016)."""
-    return x.abs() <= t
+    return Interval(-t, t)
 
 
 @register_rule("rectangular", saves="bits", a=-0.5, b=0.5, check=_ordered)
-def rectangular(x, *, a, b):
+def rectangular(*, a, b):
     """g(x) = 1[a <= x <= b], default [-0.5, 0.5] (FreeGrad; SpikingJelly's rectangular window)."""
-    return (x >= a) & (x <= b)
+    return Interval(a, b)
 
 
 @register_rule("triangular", saves="input", w=positive(1.0))
@@ -107,12 +108,12 @@ def full_jam(**_):
 
 
 @register_rule("positive_jam", saves="bits", jam=True)
-def positive_jam(x):
+def positive_jam():
     """g(x) = U(0, 1) * 1[x >= 0] (FreeGrad 'positive jamming')."""
-    return x >= 0
+    return Interval(0.0, math.inf)
 
 
 @register_rule("rectangular_jam", saves="bits", jam=True, a=-5.0, b=5.0, check=_ordered)
-def rectangular_jam(x, *, a, b):
+def rectangular_jam(*, a, b):
     """g(x) = U(0, 1) * 1[a <= x <= b], [a, b] = [-5, 5] (FreeGrad 'rectangular jamming')."""
-    return (x >= a) & (x <= b)
+    return Interval(a, b)

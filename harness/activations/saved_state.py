@@ -19,13 +19,15 @@ reference used by tests, few-bit fitting and gradient-fidelity diagnostics.
 from __future__ import annotations
 
 import enum
+import inspect
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
-from .packing import pack_bits, pack_codes, unpack_bits, unpack_codes
+from .packing import decode_levels, encode_codes, pack_bits, pack_interval, unpack_bits
 
 
 class Saves(str, enum.Enum):
@@ -53,14 +55,50 @@ class RandomSource:
         self._seed = int(seed)
         self._generators: dict[torch.device, torch.Generator] = {}
 
-    def generator(self, device: torch.device) -> torch.Generator:
-        """The generator for `device`, created (and seeded) on first use."""
+    def generator(self, device: torch.device) -> torch.Generator | None:
+        """The generator for `device`, created (and seeded) on first use.
+
+        Under torch.compile a Generator object would break the graph, so compiled code draws
+        from torch's global RNG instead (seeded by the trainer's torch.manual_seed): still
+        reproducible, but a different stream from eager mode.
+        """
+        if torch.compiler.is_compiling():
+            return None
         device = torch.device(device)
         if device not in self._generators:
             gen = torch.Generator(device=device)
             gen.manual_seed(self._seed)
             self._generators[device] = gen
         return self._generators[device]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The gate 1[x in interval]; each end open or closed, infinite ends allowed.
+
+    `contains` uses only comparison operators, so it works on torch tensors and numpy arrays
+    alike (the CPU fast path compares in numpy, ~8x faster than torch's bool-output compare).
+    """
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    closed_lo: bool = True
+    closed_hi: bool = True
+
+    def __post_init__(self):
+        if not self.lo <= self.hi:
+            raise ValueError(f"interval needs lo <= hi, got [{self.lo}, {self.hi}]")
+
+    def contains(self, x):
+        """Elementwise membership of x (tensor or array) in the interval."""
+        parts = []
+        if self.lo != -math.inf:
+            parts.append(x >= self.lo if self.closed_lo else x > self.lo)
+        if self.hi != math.inf:
+            parts.append(x <= self.hi if self.closed_hi else x < self.hi)
+        if not parts:
+            return x == x  # the whole line (NaN excluded)
+        return parts[0] & parts[1] if len(parts) == 2 else parts[0]
 
 
 @dataclass(frozen=True)
@@ -140,33 +178,42 @@ class ConstantRule(BoundRule):
 
 @dataclass(eq=False)
 class GateRule(BoundRule):
-    """g(x) = hi where gate(x) else lo: saves one packed bit per element."""
+    """g(x) = hi where the gate holds, lo elsewhere: saves one packed bit per element.
 
-    fn: Callable[..., Tensor] = field(default=None, repr=False)
+    The gate is an `Interval` (fast path) or a function `fn(x, **params) -> bool tensor`.
+    """
+
+    fn: Callable[..., Any] = field(default=None, repr=False)
     levels: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self):
         self.saves = Saves.BITS
         self.bits = 1
+        takes_x = any(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in inspect.signature(self.fn).parameters.values()
+        )
+        self.interval: Interval | None = None if takes_x else self.fn(**self.params)
 
     def encode(self, x, y):
+        if self.interval is not None:
+            return (pack_interval(x, self.interval),)
         return (pack_bits(self.fn(x, **self.params)),)
 
-    def _gate(self, saved, meta):
-        return unpack_bits(saved[0], meta.numel).view(meta.shape)
+    def _gate(self, saved, meta, device):
+        # uint8 0/1: float * uint8 is ~3x faster than float * bool or torch.where on CPU.
+        return unpack_bits(saved[0], meta.numel).view(torch.uint8).view(meta.shape).to(device)
 
     def multiplier(self, saved, meta, like, rng):
         lo, hi = self.levels
-        gate = self._gate(saved, meta)
-        return torch.where(gate, torch.tensor(hi, dtype=like.dtype), torch.tensor(lo, dtype=like.dtype)).to(like.device)
+        gate = self._gate(saved, meta, like.device).to(like.dtype)
+        return gate * hi if lo == 0.0 else gate.mul_(hi - lo).add_(lo)
 
     def grad_input(self, grad_output, saved, meta, rng):
         lo, hi = self.levels
-        gate = self._gate(saved, meta).to(grad_output.device)
-        if lo == 0.0:
-            # One fused pass: where(gate, g_out * hi, 0).
-            return torch.where(gate, grad_output if hi == 1.0 else grad_output * hi, 0.0)
-        return grad_output * torch.where(gate, hi, lo)
+        if lo != 0.0:
+            return grad_output * self.multiplier(saved, meta, grad_output, rng)
+        grad = grad_output * self._gate(saved, meta, grad_output.device)
+        return grad if hi == 1.0 else grad.mul_(hi)
 
 
 @dataclass(eq=False)
@@ -270,10 +317,8 @@ class CodeRule(BoundRule):
 
     def encode(self, x, y):
         borders, _ = self._tables(x.device, x.dtype)
-        codes = torch.bucketize(x.reshape(-1), borders).to(torch.uint8)
-        return (pack_codes(codes, self.nbits),)
+        return (encode_codes(x, borders, self.nbits),)
 
     def multiplier(self, saved, meta, like, rng):
         _, levels = self._tables(like.device, like.dtype)
-        codes = unpack_codes(saved[0], meta.numel, self.nbits).to(like.device)
-        return levels[codes].view(meta.shape)
+        return decode_levels(saved[0].to(like.device), meta.numel, self.nbits, levels).view(meta.shape)

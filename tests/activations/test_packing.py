@@ -1,0 +1,59 @@
+"""Bit packing: every fast path agrees bit for bit with the tensor-op reference."""
+import numpy as np
+import pytest
+import torch
+
+from harness.activations.packing import (
+    decode_levels, encode_codes, pack_bits, pack_bits_reference, pack_codes, pack_interval,
+    packed_size, unpack_bits, unpack_bits_reference, unpack_codes,
+)
+from harness.activations.saved_state import Interval
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 63, 64, 1000, 4097])
+def test_pack_fast_path_equals_reference_and_round_trips(n):
+    mask = torch.rand(n, generator=torch.Generator().manual_seed(n)) > 0.5
+    ref = pack_bits_reference(mask)
+    fast = pack_bits(mask)
+    assert ref.dtype == fast.dtype == torch.uint8 and ref.numel() == packed_size(n) == (n + 7) // 8
+    assert torch.equal(ref, fast)
+    assert torch.equal(unpack_bits(fast, n), mask) and torch.equal(unpack_bits_reference(ref, n), mask)
+
+
+def test_bit_layout_is_little_endian_within_each_byte():
+    mask = torch.tensor([1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1], dtype=torch.bool)
+    assert pack_bits(mask).tolist() == [1, 6]
+
+
+def test_pack_reads_non_contiguous_input_in_logical_order():
+    base = torch.randn(10, 12)
+    view = base.t()[:, ::2]
+    assert not view.is_contiguous()
+    assert torch.equal(pack_bits(view > 0), pack_bits_reference(view.contiguous() > 0))
+
+
+@pytest.mark.parametrize("interval", [Interval(0, float("inf"), closed_lo=False), Interval(-0.5, 0.5), Interval(-1, 1, False, False)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_interval_gate_fast_path_equals_torch_compare(interval, dtype):
+    x = torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0] + torch.randn(995).tolist(), dtype=dtype)
+    x_t = x.reshape(20, 50).t()  # non-contiguous
+    assert torch.equal(pack_interval(x_t, interval), pack_bits_reference(interval.contains(x_t)))
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_codes_round_trip_and_match_bucketize(bits):
+    gen = torch.Generator().manual_seed(bits)
+    borders = torch.sort(torch.randn(2**bits - 1, generator=gen, dtype=torch.float64)).values.float()
+    x = torch.randn(1001, generator=gen)
+    packed = encode_codes(x, borders, bits)
+    codes = torch.bucketize(x, borders)
+    assert packed.numel() == bits * packed_size(1001)
+    assert torch.equal(packed, pack_codes(codes.to(torch.uint8), bits))
+    assert torch.equal(unpack_codes(packed, 1001, bits), codes)
+    levels = torch.randn(2**bits, generator=gen)
+    assert torch.equal(decode_levels(packed, 1001, bits, levels), levels[codes])
+
+
+def test_numpy_packbits_matches_our_layout():
+    mask = np.random.default_rng(0).random(100) > 0.3
+    assert torch.equal(pack_bits_reference(torch.from_numpy(mask)), torch.from_numpy(np.packbits(mask, bitorder="little")))
