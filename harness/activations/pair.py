@@ -59,6 +59,10 @@ def split_params(forward: str, backward: str, params: dict[str, Any]) -> tuple[d
     f_names = set(FORWARDS.get(forward).params)
     rule = RULES.get(backward)
     r_names = set(rule.params)
+    if rule.builder is not None:  # combinators also take their inner rule's / forward's parameters
+        of = params.get("of", rule.params["of"].default if "of" in rule.params else "exact")
+        inner = FORWARDS.get(of) if backward == "derivative_of" else (RULES.get(of) if of != "exact" else None)
+        r_names |= set(inner.params) if inner is not None else set()
     fwd, bwd = {}, {}
     for key, value in params.items():
         in_f, in_r = key in f_names, key in r_names

@@ -1,0 +1,97 @@
+"""Timing discipline for side-by-side measurements on a shared, noisy machine.
+
+- Every candidate runs once per round, in an order rotated by one each round, so load from
+  other processes that drifts over seconds hits all candidates alike (DESIGN.md section 4).
+- Warm-up rounds first (allocator caches, lazy init, branch predictors), then `repeats` timed
+  rounds; garbage collection is off while timing so a collection never lands in one sample.
+- Ratios are computed from the same rounds: the ratio of medians, and the median of per-round
+  ratios (each round's candidates ran within a few milliseconds of each other, so a burst of
+  foreign load cancels out of that round's ratio).
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import statistics
+import time
+from typing import Callable, Iterator, Mapping
+
+import torch
+
+
+def interleaved_rounds(
+    candidates: Mapping[str, Callable[[], object]],
+    *,
+    repeats: int,
+    warmup: int,
+    number: int = 1,
+    timer: Callable[[], float] = time.perf_counter,
+) -> dict[str, list[float]]:
+    """Time each candidate once per round, rotating the order; returns seconds per call per round.
+
+    `number` calls are timed together per sample (for very short calls); the sample is their mean.
+    """
+    if repeats < 1 or warmup < 0 or number < 1:
+        raise ValueError(f"need repeats >= 1, warmup >= 0, number >= 1 (got {repeats}, {warmup}, {number})")
+    names = list(candidates)
+    for _ in range(warmup):
+        for name in names:
+            candidates[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(repeats):
+            shift = r % len(names) if names else 0
+            for name in names[shift:] + names[:shift]:
+                fn = candidates[name]
+                start = timer()
+                for _ in range(number):
+                    fn()
+                samples[name].append((timer() - start) / number)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return samples
+
+
+def median(values: list[float]) -> float:
+    """The median (the statistic every ratio is built from)."""
+    return statistics.median(values)
+
+
+def iqr(values: list[float]) -> float:
+    """Interquartile range (q75 - q25), the spread reported next to each median."""
+    if len(values) < 2:
+        return 0.0
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[2] - q[0]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """{'median', 'iqr', 'min', 'n'} of a list of samples."""
+    return {"median": median(values), "iqr": iqr(values), "min": min(values), "n": len(values)}
+
+
+def ratio_of_medians(num: list[float], den: list[float]) -> float:
+    """median(num) / median(den)."""
+    return median(num) / median(den)
+
+
+def round_ratios(num: list[float], den: list[float]) -> list[float]:
+    """Per-round ratios num[r] / den[r]; both lists must come from the same interleaved rounds."""
+    if len(num) != len(den):
+        raise ValueError(f"per-round ratios need samples from the same rounds ({len(num)} != {len(den)})")
+    return [a / b for a, b in zip(num, den)]
+
+
+@contextlib.contextmanager
+def num_threads(n: int) -> Iterator[None]:
+    """Run the block with torch.set_num_threads(n), restoring the previous count afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,1 @@
+"""Running experiments: the Hydra app, one-run execution, result records, loggers."""

@@ -1,0 +1,4 @@
+"""`python -m harness.sweep` == `harness-run`."""
+from .app import main
+
+main()

@@ -1,0 +1,170 @@
+"""Per-step training time, split into phases, with the discipline of DESIGN.md section 4 (airbench).
+
+- Warm-up: the first `warmup_steps` completed steps are discarded (allocator growth, kernel
+  selection, lazy initialisation and cache misses make them unrepresentative).
+- Synchronize: on CUDA (and MPS) kernels run asynchronously, so the device is synchronized at every
+  phase boundary; otherwise a phase would be charged for work queued by the previous one. On CPU
+  every op finishes before it returns, so no synchronization is needed (or done).
+- Exclude evaluation: a step's time is the sum of its phase times, so anything outside a phase
+  (evaluation, logging, checkpointing, data shuffling) is never counted. There is deliberately no
+  pause()/resume(): keep evaluation outside `phase(...)` blocks and it is excluded by construction.
+- Report spread, not only a mean: `summarize` gives median, IQR, p10, p90 and mean.
+
+Typical use in a training loop::
+
+    timer = StepTimer(device, warmup_steps=10)
+    for xb, yb in batches:
+        with timer.phase("forward"):
+            loss = loss_fn(model(xb), yb)
+        with timer.phase("backward"):
+            loss.backward()
+        with timer.phase("optimizer"):
+            opt.step(); opt.zero_grad(set_to_none=True)
+        timer.end_step()
+    timer.summary()
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+#: The phases a training step is split into; `summary()` always reports these (plus any other
+#: phase names that were used).
+PHASES: tuple[str, ...] = ("forward", "backward", "optimizer")
+
+_NS_PER_MS = 1e6
+
+
+def summarize(samples: Sequence[float]) -> dict:
+    """Robust summary of repeated measurements (any unit; the output keeps it).
+
+    Returns {"median", "iqr", "p10", "p90", "mean", "n"}; IQR = p75 - p25. Percentiles use linear
+    interpolation between order statistics (numpy's default), so they are exact for small samples
+    too. With no samples every statistic is None and n is 0.
+    """
+    values = np.asarray(list(samples), dtype=np.float64)
+    if values.size == 0:
+        return {"median": None, "iqr": None, "p10": None, "p90": None, "mean": None, "n": 0}
+    p10, p25, p50, p75, p90 = np.percentile(values, [10, 25, 50, 75, 90])
+    return {
+        "median": float(p50),
+        "iqr": float(p75 - p25),
+        "p10": float(p10),
+        "p90": float(p90),
+        "mean": float(values.mean()),
+        "n": int(values.size),
+    }
+
+
+def _synchronizer(device: torch.device | str) -> Callable[[], None] | None:
+    """The device barrier for asynchronous backends; None where ops complete on return (CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    if device.type == "mps":
+        return torch.mps.synchronize
+    return None
+
+
+class StepTimer:
+    """Times training steps phase by phase; see the module docstring for the discipline.
+
+    `clock` returns nanoseconds (default `time.perf_counter_ns`); tests inject a fake clock.
+    A phase entered several times within one step (e.g. gradient accumulation) is summed.
+    Phases may not nest: nesting would count the inner time twice.
+    """
+
+    def __init__(self, device: torch.device | str = "cpu", warmup_steps: int = 10, clock: Callable[[], int] | None = None):
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        self.device = torch.device(device)
+        self.warmup_steps = int(warmup_steps)
+        self._clock = clock or time.perf_counter_ns
+        self._sync = _synchronizer(self.device)
+        self._current: dict[str, int] = {}  # ns per phase in the step being measured
+        self._steps: list[dict[str, int]] = []  # kept steps (after warm-up), ns per phase
+        self._phase_names: list[str] = list(PHASES)
+        self._active: str | None = None
+        self.steps_seen = 0  # completed steps, warm-up included
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time the enclosed block as phase `name` of the current step.
+
+        The device is synchronized before the start time is read (so earlier queued work is not
+        charged here) and before the end time is read (so this phase's kernels are). If the block
+        raises, nothing is recorded.
+        """
+        if name == "step":
+            raise ValueError("'step' is reserved for the whole step (the sum of its phases)")
+        if self._active is not None:
+            raise RuntimeError(f"phase {name!r} started inside phase {self._active!r}; phases may not nest")
+        self._active = name
+        try:
+            if self._sync is not None:
+                self._sync()
+            start = self._clock()
+            yield
+            if self._sync is not None:
+                self._sync()
+            elapsed = self._clock() - start
+        finally:
+            self._active = None
+        self._current[name] = self._current.get(name, 0) + elapsed
+        if name not in self._phase_names:
+            self._phase_names.append(name)
+
+    def end_step(self) -> None:
+        """Close the current step. Warm-up steps are counted but their times are dropped.
+
+        A step in which no phase ran (e.g. end_step called twice) is ignored entirely.
+        """
+        if self._active is not None:
+            raise RuntimeError(f"end_step() called inside phase {self._active!r}")
+        if not self._current:
+            return
+        self.steps_seen += 1
+        if self.steps_seen > self.warmup_steps:
+            self._steps.append(self._current)
+        self._current = {}
+
+    @property
+    def steps_timed(self) -> int:
+        """Number of steps kept (after warm-up)."""
+        return len(self._steps)
+
+    def samples_ms(self) -> dict[str, list[float]]:
+        """Per kept step, in milliseconds: {"step": [...], "<phase>": [...]} for every phase name.
+
+        A phase that did not run in a step counts 0 ms there, so all lists have the same length.
+        The step time is the sum of the step's phase times.
+        """
+        out: dict[str, list[float]] = {"step": [sum(s.values()) / _NS_PER_MS for s in self._steps]}
+        for name in self._phase_names:
+            out[name] = [s.get(name, 0) / _NS_PER_MS for s in self._steps]
+        return out
+
+    def summary(self) -> dict:
+        """{"steps_timed", "warmup_steps", "steps_seen", "synchronized", "step_ms", "<phase>_ms"...}.
+
+        Each "*_ms" value is a `summarize` dict (median, iqr, p10, p90, mean, n) over the kept
+        steps; "forward_ms", "backward_ms" and "optimizer_ms" are always present (statistics None
+        when nothing was timed), other phase names appear when used.
+        """
+        samples = self.samples_ms()
+        out: dict = {
+            "steps_timed": self.steps_timed,
+            "warmup_steps": self.warmup_steps,
+            "steps_seen": self.steps_seen,
+            "synchronized": self._sync is not None,
+        }
+        for name, values in samples.items():
+            out[f"{name}_ms"] = summarize(values)
+        return out
+
+
+__all__ = ["PHASES", "StepTimer", "summarize"]

@@ -1,0 +1,249 @@
+"""The training loop: steps, periodic evaluation, timing, memory and gradient diagnostics.
+
+The loop is plain PyTorch on tensors that live on the device (no DataLoader). Timing covers
+only the training step (forward, backward, optimizer), never evaluation or diagnostics, and
+starts after a warm-up (airbench's discipline, DESIGN.md section 4).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from harness.data import BatchIterator, DataSplits
+
+from .diagnostics import activation_stats, gradient_fidelity, gradient_norms
+from .memory import PeakMemory, saved_bytes_by_activation
+from .timing import StepTimer
+
+
+class TrainingInterrupted(Exception):
+    """Raised out of the loop on Ctrl-C, carrying the partial result so it can be recorded."""
+
+    def __init__(self, result: "TrainResult"):
+        super().__init__("training interrupted")
+        self.result = result
+
+
+@dataclass
+class TrainerSettings:
+    """How long to train and what to measure (the `trainer` config group)."""
+
+    steps: int | None = 6000  # total optimizer steps; None: use `epochs`
+    epochs: int | None = None  # epochs over the train split, when `steps` is None
+    batch_size: int = 100
+    eval_every: int = 500  # evaluate test (and val) accuracy every N steps, and at the end
+    eval_batch_size: int = 2048
+    target_acc: float = 0.9  # time-to-target: first evaluated step reaching this test accuracy
+    timing_warmup: int = 20  # steps excluded from timing statistics
+    diagnostics_points: int = 3  # gradient diagnostics at this many evenly spaced steps (incl. 0 and last)
+    probe_batch_size: int = 256  # probe batch for gradient fidelity and activation statistics
+    compile: bool = False  # torch.compile the model (compile time recorded separately)
+
+    def __post_init__(self):
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError(f"trainer: set exactly one of steps or epochs (got steps={self.steps}, epochs={self.epochs}).")
+        for name in ("steps", "epochs"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"trainer.{name} must be an integer >= 1, got {value!r}.")
+        for name in ("batch_size", "eval_every", "eval_batch_size", "probe_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"trainer.{name} must be an integer >= 1, got {value!r}.")
+        if not 0.0 <= self.target_acc <= 1.0:
+            raise ValueError(f"trainer.target_acc must be in [0, 1], got {self.target_acc}.")
+        if self.timing_warmup < 0 or self.diagnostics_points < 0:
+            raise ValueError("trainer.timing_warmup and trainer.diagnostics_points must be >= 0.")
+
+
+@dataclass
+class TrainResult:
+    """Everything a run measured; the run record is built from this."""
+
+    status: str = "ok"  # ok | diverged | interrupted
+    steps_done: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    curves: dict[str, list] = field(default_factory=dict)
+    diagnostics: dict[str, list] = field(default_factory=dict)
+
+
+def loss_fn(logits: Tensor, y: Tensor) -> Tensor:
+    """Cross-entropy on class logits."""
+    return F.cross_entropy(logits, y)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> tuple[float, float]:
+    """(mean loss, accuracy) of `model` on (x, y), in eval mode, batched."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, x.shape[0], batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        logits = model(xb)
+        total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(dim=1) == yb).sum().item()
+    model.train(was_training)
+    n = max(x.shape[0], 1)
+    return total_loss / n, correct / n
+
+
+def _diagnostic_steps(total: int, points: int) -> set[int]:
+    if points <= 0:
+        return set()
+    if points == 1:
+        return {0}
+    return {round(i * total / (points - 1)) for i in range(points)}
+
+
+class Trainer:
+    """Train one model on one dataset with one optimizer/schedule, measuring as it goes."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: DataSplits,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        settings: TrainerSettings,
+        *,
+        generator: torch.Generator,
+        after_step: Callable[[nn.Module], None] | None = None,
+        log: Callable[[dict[str, Any]], None] | None = None,
+    ):
+        self.model = model
+        self.data = data
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.settings = settings
+        self.generator = generator
+        self.after_step = after_step  # e.g. BNN weight clipping
+        self.log = log or (lambda _: None)
+        self.device = data.x_train.device
+        self.batches = BatchIterator(data.x_train, data.y_train, settings.batch_size, generator=generator)
+        self.total_steps = settings.steps if settings.steps is not None else settings.epochs * len(self.batches)
+        # The probe batch is fixed (the first samples of train), so diagnostics compare like with like.
+        n_probe = min(settings.probe_batch_size, data.x_train.shape[0])
+        self.probe = (data.x_train[:n_probe], data.y_train[:n_probe])
+        self.step_fn = torch.compile(model) if settings.compile else model
+
+    def _evaluate(self, result: TrainResult, step: int, train_loss_sum: float, train_correct: int, train_seen: int) -> None:
+        s, c = self.settings, result.curves
+        test_loss, test_acc = evaluate(self.model, self.data.x_test, self.data.y_test, s.eval_batch_size)
+        c["step"].append(step)
+        c["train_loss"].append(train_loss_sum / train_seen if train_seen else None)
+        c["train_acc"].append(train_correct / train_seen if train_seen else None)
+        c["test_loss"].append(test_loss)
+        c["test_acc"].append(test_acc)
+        c["lr"].append(self.optimizer.param_groups[0]["lr"])
+        c["lr_scale"].append(float(getattr(self.scheduler, "last_scale", 1.0)))
+        if self.data.x_val is not None:
+            val_loss, val_acc = evaluate(self.model, self.data.x_val, self.data.y_val, s.eval_batch_size)
+            c.setdefault("val_loss", []).append(val_loss)
+            c.setdefault("val_acc", []).append(val_acc)
+        self.log({k: v[-1] for k, v in c.items()})
+
+    def _diagnose(self, result: TrainResult, step: int) -> None:
+        xb, yb = self.probe
+        fidelity = gradient_fidelity(self.model, loss_fn, xb, yb)
+        result.diagnostics["fidelity"].append({"step": step, **fidelity})
+        result.diagnostics["activations"].append({"step": step, **activation_stats(self.model, xb)})
+
+    def fit(self) -> TrainResult:
+        """Run the whole schedule and return what was measured (never raises on divergence)."""
+        s = self.settings
+        result = TrainResult(curves={k: [] for k in ("step", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "lr_scale")},
+                             diagnostics={"fidelity": [], "grad_norms": [], "activations": []})
+        timer = StepTimer(self.device, warmup_steps=min(s.timing_warmup, max(self.total_steps - 1, 0)))
+        diag_steps = _diagnostic_steps(self.total_steps, s.diagnostics_points)
+        model, opt = self.model, self.optimizer
+        model.train()
+        # Bytes autograd saves for one training step (forward graph only, freed without backward).
+        xb0, yb0 = next(iter(self.batches))
+        result.metrics["memory"] = {"saved_bytes_per_step": saved_bytes_by_activation(model, lambda: loss_fn(model(xb0), yb0))}
+        train_loss_sum, train_correct, train_seen = 0.0, 0, 0
+        best_acc, best_step, target_step = -1.0, None, None
+        first_step_s = None
+        stream = self.batches.forever()
+        wall_start = time.perf_counter()
+        peak = PeakMemory(self.device)
+        peak.start()
+        step = 0
+        try:
+            for step in range(self.total_steps):
+                if step in diag_steps:
+                    self._diagnose(result, step)
+                xb, yb = next(stream)
+                t0 = time.perf_counter()
+                with timer.phase("forward"):
+                    logits = self.step_fn(xb)
+                    loss = loss_fn(logits, yb)
+                with timer.phase("backward"):
+                    loss.backward()
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    result.status = "diverged"
+                    result.metrics["diverged_at_step"] = step
+                    timer.end_step()
+                    break
+                if step in diag_steps:
+                    result.diagnostics["grad_norms"].append({"step": step, **gradient_norms(model)})
+                with timer.phase("optimizer"):
+                    opt.step()
+                    self.scheduler.step()
+                    opt.zero_grad(set_to_none=True)
+                    if self.after_step is not None:
+                        self.after_step(model)
+                timer.end_step()
+                if first_step_s is None:
+                    first_step_s = time.perf_counter() - t0
+                train_loss_sum += loss_value * yb.shape[0]
+                train_correct += (logits.detach().argmax(1) == yb).sum().item()
+                train_seen += yb.shape[0]
+                done = step + 1
+                if done % s.eval_every == 0 or done == self.total_steps:
+                    self._evaluate(result, done, train_loss_sum, train_correct, train_seen)
+                    train_loss_sum, train_correct, train_seen = 0.0, 0, 0
+                    acc = result.curves["test_acc"][-1]
+                    if acc > best_acc:
+                        best_acc, best_step = acc, done
+                    if target_step is None and acc >= s.target_acc:
+                        target_step = done
+            else:
+                step = self.total_steps
+                if self.total_steps in diag_steps:
+                    self._diagnose(result, self.total_steps)
+        except KeyboardInterrupt:
+            result.status = "interrupted"
+        result.steps_done = step if result.status != "ok" else self.total_steps
+        wall = time.perf_counter() - wall_start
+        speed = timer.summary()
+        median_step_ms = (speed.get("step_ms") or {}).get("median")
+        speed["samples_per_s"] = s.batch_size / (median_step_ms / 1000.0) if median_step_ms else None
+        speed["wall_time_s"] = wall
+        speed["first_step_s"] = first_step_s
+        if s.compile and first_step_s is not None and median_step_ms:
+            speed["compile_time_s"] = max(first_step_s - median_step_ms / 1000.0, 0.0)
+        result.metrics["speed"] = speed
+        result.metrics["memory"]["peak"] = peak.stop()
+        curves = result.curves
+        result.metrics.update(
+            final_test_acc=curves["test_acc"][-1] if curves["test_acc"] else None,
+            final_test_loss=curves["test_loss"][-1] if curves["test_loss"] else None,
+            final_train_loss=next((v for v in reversed(curves["train_loss"]) if v is not None), None),
+            best_test_acc=best_acc if best_acc >= 0 else None,
+            best_step=best_step,
+            time_to_target={"target": s.target_acc, "step": target_step, "resolution_steps": s.eval_every},
+            total_steps=self.total_steps,
+        )
+        if "val_acc" in curves:
+            result.metrics["final_val_acc"] = curves["val_acc"][-1]
+        if result.status == "interrupted":
+            raise TrainingInterrupted(result)
+        return result

@@ -1,0 +1,123 @@
+"""The pair as a module and a function: dtypes, shapes, layouts, devices, compile, bad input."""
+import pytest
+import torch
+
+from harness.activations import (
+    RULES, ActivationPair, ParameterError, UnknownNameError, make_pair, pair,
+)
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+SAMPLE_RULES = ["exact", "rectangular", "constant", "b_silu", "positive_jam", "noise"]
+
+
+def reference_grad(forward, rule, x, upstream):
+    """g(x) * upstream in float64 from the rule's direct evaluation."""
+    spec = make_pair(forward, rule)
+    return (spec.rule.values(x.double().cpu()) * upstream.double().cpu())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("rule", ["exact", "rectangular", "b_silu", "quantized", "constant", "fast_sigmoid"])
+def test_dtypes_and_devices_give_the_rule_gradient(device, dtype, rule):
+    x = (torch.linspace(-3, 3, 999) + 0.0013).to(device=device, dtype=dtype).requires_grad_()
+    y = pair(x, "relu", rule)
+    assert y.dtype == dtype and y.device.type == device
+    upstream = torch.ones_like(y)
+    (grad,) = torch.autograd.grad(y, x, upstream)
+    assert grad.dtype == dtype and grad.shape == x.shape
+    tol = {torch.float32: 1e-5, torch.float64: 1e-10, torch.bfloat16: 2e-2}[dtype]
+    expected = make_pair("relu", rule).rule.values(x.detach().double().cpu())
+    torch.testing.assert_close(grad.double().cpu(), expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("rule", RULES.names())
+def test_any_shape_and_non_contiguous_input(rule):
+    base = torch.randn(6, 10, 12, dtype=torch.float64)
+    view = base.permute(2, 0, 1)[:, ::2]  # non-contiguous
+    assert not view.is_contiguous()
+    spec = make_pair("relu", rule)
+    for x in (view, view.contiguous(), torch.randn(()), torch.randn(0, 3)):
+        x = x.clone() if x.is_contiguous() else x
+        leaf = x.detach().requires_grad_()
+        inp = leaf if x.is_contiguous() else leaf  # autograd through a non-contiguous leaf
+        y = ActivationPair.from_spec(spec)(inp)
+        assert y.shape == x.shape
+        upstream = torch.linspace(-1, 1, max(x.numel(), 1), dtype=x.dtype)[: x.numel()].reshape(x.shape)
+        (grad,) = torch.autograd.grad(y, leaf, upstream)
+        assert grad.shape == x.shape
+        if not spec.rule.stochastic:
+            torch.testing.assert_close(grad, spec.rule.values(x.detach()) * upstream)
+
+
+def test_pair_inside_a_model_matches_manual_chain_rule():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(5, 7).double()
+    act = ActivationPair("relu", "fast_sigmoid", k=10.0)
+    x = torch.randn(4, 5, dtype=torch.float64)
+    act(lin(x)).sum().backward()
+    z = lin(x).detach()
+    g = (1 + 10 * z.abs()) ** -2
+    torch.testing.assert_close(lin.weight.grad, g.t() @ x)
+    torch.testing.assert_close(lin.bias.grad, g.sum(0))
+
+
+@pytest.mark.parametrize("rule,params", [("exact", {}), ("rectangular", {}), ("b_silu", {}), ("quantized", {"bits": 2, "of": "b_silu"}),
+                                         ("constant", {}), ("full_jam", {}), ("noise", {})])
+def test_compiles_without_graph_breaks_and_matches_eager(rule, params):
+    torch._dynamo.reset()
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), ActivationPair("relu", rule, **params), torch.nn.Linear(16, 3))
+    x = torch.randn(5, 8)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")  # fullgraph: a break raises
+    compiled(x).sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    if not make_pair("relu", rule, **params).rule.stochastic:  # stochastic: different RNG stream
+        model.zero_grad()
+        model(x).sum().backward()
+        for a, p in zip(grads, model.parameters()):
+            torch.testing.assert_close(a, p.grad)
+
+
+def test_unknown_names_suggest_the_closest_and_list_all():
+    with pytest.raises(UnknownNameError) as err:
+        ActivationPair("relux", "exact")
+    assert "'relu'" in str(err.value) and "sigmoid" in str(err.value)
+    with pytest.raises(UnknownNameError, match="Did you mean 'rectangular'"):
+        ActivationPair("relu", "rectangle")
+    with pytest.raises(UnknownNameError, match="b_silu"):
+        ActivationPair("relu", "quantized", of="bsilu")
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(backward="triangular", w=-1.0), r"w=-1.0 is out of range; w must be a number > 0"),
+    (dict(backward="quantized", bits=9), r"bits=9 is out of range; bits must be an integer >= 1 and <= 8"),
+    (dict(backward="quantized", bits=0), r"bits must be an integer"),
+    (dict(backward="rectangular", a=1.0, b=0.0), r"a <= b"),
+    (dict(backward="rectangular_jam", a=2.0, b=-2.0), r"a <= b"),
+    (dict(backward="rectangular", width=2.0), r"unknown parameter 'width'.*rule parameters: \['a', 'b'\]"),
+    (dict(backward="fast_sigmoid", k="steep"), r"k='steep' must be a number"),
+    (dict(backward="noise", mode="both"), r"mode='both' is not allowed; mode must be one of 'additive', 'multiplicative'"),
+    (dict(forward="hardtanh", min_val=1.0, max_val=-1.0), r"min_val must be < max_val"),
+    (dict(forward="elu", alpha=0.0), r"alpha=0.0 is out of range"),
+])
+def test_bad_parameters_raise_when_the_pair_is_built(kwargs, match):
+    kwargs = {"forward": "relu", "backward": "exact", **kwargs}
+    with pytest.raises(ParameterError, match=match):
+        ActivationPair(**kwargs)
+
+
+def test_parameters_shared_by_forward_and_rule_must_be_given_explicitly():
+    with pytest.raises(ParameterError, match="forward_params"):
+        ActivationPair("elu", "derivative_of", of="celu", alpha=2.0)
+    p = ActivationPair("elu", "derivative_of", forward_params={"alpha": 2.0}, backward_params={"of": "celu", "alpha": 0.5})
+    assert p.spec.forward.params == {"alpha": 2.0}
+    assert "alpha=0.5" in p.spec.describe()
+
+
+def test_functional_and_module_forms_agree_and_describe_themselves():
+    x = torch.randn(100, dtype=torch.float64, requires_grad=True)
+    (g1,) = torch.autograd.grad(pair(x, "step", "atan", a=3.0).sum(), x)
+    module = ActivationPair("step", "atan", a=3.0)
+    (g2,) = torch.autograd.grad(module(x).sum(), x)
+    torch.testing.assert_close(g1, g2)
+    assert repr(module) == "ActivationPair(step/atan(a=3.0))"
