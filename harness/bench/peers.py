@@ -16,6 +16,7 @@ DESIGN.md section 3 measured them at 3.2x and 6x native ReLU (one thread, 256x40
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
 from typing import Callable

@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -18,6 +20,8 @@ from .loggers import make_logger
 from .run import execute
 
 log = logging.getLogger("harness")
+# The repository's conf/ folder (the package is installed in editable mode); HARNESS_CONF overrides.
+CONF_DIR = os.environ.get("HARNESS_CONF", str(Path(__file__).resolve().parents[2] / "conf"))
 register_configs()
 
 
@@ -36,7 +40,7 @@ def summary_line(record: dict) -> str:
     return " ".join(parts)
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def task(cfg: DictConfig) -> float | None:
     """Hydra task: resolve the config, run it, write the record into the job's output folder."""
     hc = HydraConfig.get()

@@ -1,0 +1,155 @@
+"""`harness-bench`: the micro benchmark's command line (also `python -m harness.bench`).
+
+    harness-bench [--pairs relu/rectangular relu/b_silu ...] [--quick] [--threads 1,all]
+                  [--shapes flat,conv] [--compile] [--json OUT] [--compare BASELINE.json]
+                  [--threshold 0.25] [--retries 2]
+
+Exit status: 0 fine; 1 a pair's ratio stayed worse than the baseline by more than the
+threshold after re-measuring; 2 bad arguments or an unreadable baseline.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, Callable, TextIO
+
+from . import compare as cmp
+from .micro import MIN_REPEATS, MicroConfig, quick_config, restrict, run_micro
+from .results import environment, format_notes, format_table, load_document, machine_kind, make_document, write_document
+from .specs import DEFAULT_PAIRS, parse_pairs, parse_shapes, parse_threads
+
+# A measurer turns a config into entries; the CLI's default is run_micro. Tests inject fakes.
+Measurer = Callable[..., list[dict[str, Any]]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    p = argparse.ArgumentParser(
+        prog="harness-bench",
+        description="Micro benchmark of activation pairs: fwd+bwd time ratios vs native torch ops "
+                    "(interleaved, medians), saved bytes per element, bandwidth; baseline regression check.",
+    )
+    p.add_argument("--pairs", nargs="+", metavar="SPEC", default=None,
+                   help="pair specs 'forward/rule[:k=v,...]' (default: a representative set: %s)" % " ".join(DEFAULT_PAIRS))
+    p.add_argument("--quick", action="store_true",
+                   help="CI preset: flat shape only, fewer rounds (30) and a shorter warm-up")
+    p.add_argument("--threads", default="1,all", help="thread settings, e.g. '1,all' (default) or '1'")
+    p.add_argument("--shapes", default=None, help="shapes: flat (256x4096), conv (32x64x32x32), or NAME=AxB; "
+                                                   "default flat,conv (flat with --quick)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time torch.compile'd pairs against native eager (compile time reported separately)")
+    p.add_argument("--repeats", type=int, default=None, help=f"timed rounds (>= {MIN_REPEATS}; default 100, 30 with --quick)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed warm-up rounds (default 10, 3 with --quick)")
+    p.add_argument("--no-peers", action="store_true", help="skip the optional peers (freegrad, snntorch) even if installed")
+    p.add_argument("--json", metavar="OUT", default=None, help="write the results as JSON to OUT")
+    p.add_argument("--compare", metavar="BASELINE", default=None,
+                   help="compare ratios with a baseline JSON; exit 1 if a pair got worse by more than --threshold")
+    p.add_argument("--threshold", type=float, default=0.25, help="allowed relative worsening of a ratio (default 0.25)")
+    p.add_argument("--retries", type=int, default=2, help="re-measure a suspicious pair up to this many times (default 2)")
+    p.add_argument("--machine-kind", default=None, help=f"name of this machine kind in the JSON (default {machine_kind()})")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> MicroConfig:
+    """Build and validate the MicroConfig; raises ValueError with a readable message."""
+    pairs = tuple(args.pairs) if args.pairs else DEFAULT_PAIRS
+    parse_pairs(pairs)  # fail before measuring anything, with the library's messages
+    overrides: dict[str, Any] = {"pairs": pairs, "threads": tuple(parse_threads(args.threads)),
+                                 "compile": args.compile, "peers": not args.no_peers}
+    if args.shapes is not None:
+        overrides["shapes"] = parse_shapes(args.shapes)
+    if args.repeats is not None:
+        if args.repeats < MIN_REPEATS:
+            raise ValueError(f"--repeats must be >= {MIN_REPEATS} (medians of fewer rounds are too noisy to compare)")
+        overrides["repeats"] = args.repeats
+    if args.warmup is not None:
+        if args.warmup < 0:
+            raise ValueError("--warmup must be >= 0")
+        overrides["warmup"] = args.warmup
+    if not args.threshold > 0:
+        raise ValueError("--threshold must be > 0 (e.g. 0.25 for 25%)")
+    if args.retries < 0:
+        raise ValueError("--retries must be >= 0")
+    if args.quick:
+        return quick_config(**overrides)
+    from dataclasses import replace
+
+    return replace(MicroConfig(), **overrides)
+
+
+def remeasure_with(measurer: Measurer, config: MicroConfig, log: Callable[[str], None]):
+    """The re-measurement callback for compare_with_retries: only the suspicious keys' pairs,
+    shapes and thread settings, with twice (then three times, ...) the repeats, no peers, and
+    compilation only when a compiled entry is suspicious."""
+
+    def remeasure(keys: list[cmp.Key], attempt: int) -> list[dict[str, Any]]:
+        pairs = list(dict.fromkeys(k[0] for k in keys))
+        narrowed = restrict(config, pairs=pairs, shapes={k[1] for k in keys}, threads={k[2] for k in keys},
+                            repeats=config.repeats * (attempt + 1))
+        narrowed.peers = False
+        narrowed.compile = any(k[3] == "compile" for k in keys)
+        log(f"re-measuring {len(keys)} suspicious entr{'y' if len(keys) == 1 else 'ies'} "
+            f"(attempt {attempt}, {narrowed.repeats} rounds): {', '.join(pairs)}")
+        wanted = set(keys)
+        return [e for e in measurer(narrowed, log) if cmp.entry_key(e) in wanted]
+
+    return remeasure
+
+
+def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, out: TextIO | None = None) -> int:
+    """Run the benchmark; returns the exit status (see module doc). `measurer` replaces run_micro (tests)."""
+    out = out or sys.stdout
+    measurer = measurer or run_micro
+    args = build_parser().parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(f"[harness-bench] {msg}", file=sys.stderr, flush=True)
+
+    try:
+        config = config_from_args(args)
+        baseline = load_document(args.compare) if args.compare else None
+    except ValueError as exc:  # includes the library's UnknownNameError / ParameterError
+        print(f"harness-bench: error: {exc}", file=sys.stderr)
+        return 2
+
+    env = environment()
+    kind = args.machine_kind or machine_kind()
+    if baseline is not None and baseline.get("machine_kind") != kind:
+        log(f"warning: baseline is for machine kind {baseline.get('machine_kind')!r}, this machine is {kind!r}; "
+            "ratios may not be comparable")
+    start = time.perf_counter()
+    entries = measurer(config, log)
+    elapsed = time.perf_counter() - start
+    print(format_table(entries), file=out)
+    print(format_notes(), file=out)
+    compile_rows = [e for e in entries if e.get("compile_time_s") is not None]
+    if compile_rows:
+        seen: dict[str, float] = {}
+        for e in compile_rows:
+            seen.setdefault(f"{e['pair']} [{e['shape']}]", e["compile_time_s"])
+        print("compile time (first fwd+bwd call, excluded from the timings): "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in seen.items()), file=out)
+    print(f"measured in {elapsed:.1f} s", file=out)
+
+    doc = make_document(entries, config.to_json(), env, kind=kind, elapsed_s=round(elapsed, 2))
+    status = 0
+    if baseline is not None:
+        comparisons = cmp.compare_with_retries(
+            baseline["entries"], entries, remeasure_with(measurer, config, log),
+            threshold=args.threshold, retries=args.retries,
+        )
+        print(f"\ncomparison with {args.compare} (ratio vs native reference; threshold {args.threshold:.0%}, "
+              f"retries {args.retries}):", file=out)
+        print(cmp.format_comparison(comparisons, args.threshold), file=out)
+        doc["comparison"] = {"baseline": str(args.compare), "threshold": args.threshold, "retries": args.retries,
+                             "results": [c.to_json() for c in comparisons]}
+        status = cmp.exit_code(comparisons)
+    if args.json:
+        write_document(doc, args.json)
+        print(f"wrote {args.json}", file=out)
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

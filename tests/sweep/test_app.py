@@ -1,0 +1,89 @@
+"""The Hydra app: config groups, generated options, CLI behaviour and sweeps."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import MissingConfigException
+
+from harness.activations import FORWARDS, RULES
+from harness.sweep.record import find_records, load_record
+from support.configs import CONF, compose_config
+
+REPO = Path(CONF).parent
+
+
+def harness_run(*args, cwd, timeout=240):
+    env = {**os.environ, "WANDB_MODE": "disabled", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, "-m", "harness.sweep", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_config_has_every_group_with_the_documented_defaults():
+    cfg = compose_config()
+    for group in ("forward", "backward", "dataset", "model", "optimizer", "scheduler", "trainer", "logger"):
+        assert group in cfg, group
+    assert (cfg["forward"]["name"], cfg["backward"]["name"], cfg["dataset"]["name"], cfg["model"]["name"],
+            cfg["optimizer"]["name"]) == ("relu", "exact", "mnist1d", "mlp", "adam")
+
+
+@pytest.mark.parametrize("forward", FORWARDS.names())
+def test_every_registered_forward_is_an_option(forward):
+    assert compose_config(f"forward={forward}")["forward"]["name"] == forward
+
+
+@pytest.mark.parametrize("rule", RULES.names())
+def test_every_registered_rule_is_an_option_with_its_defaults(rule):
+    cfg = compose_config(f"backward={rule}")["backward"]
+    assert cfg == {"name": rule, **{k: p.default for k, p in RULES.get(rule).params.items()}}
+
+
+@pytest.mark.parametrize("group", ["dataset", "model", "optimizer", "scheduler", "trainer", "logger", "backward"])
+def test_every_config_file_composes(group):
+    for path in sorted((Path(CONF) / group).glob("*.yaml")):
+        cfg = compose_config(f"{group}={path.stem}")
+        assert cfg[group], path
+
+
+def test_presets_build_valid_pairs():
+    from harness.activations import make_pair
+
+    for path in sorted((Path(CONF) / "backward").glob("*.yaml")):
+        b = compose_config(f"backward={path.stem}")["backward"]
+        make_pair("relu", b.pop("name"), backward_params=b)
+
+
+def test_unknown_option_lists_the_valid_ones():
+    with pytest.raises(MissingConfigException) as err:
+        compose_config("backward=rectangulr")
+    message = str(err.value)
+    assert "rectangulr" in message and "rectangular" in message and "b_silu" in message
+
+
+def test_cli_single_run_writes_a_record(tmp_path):
+    out = tmp_path / "run"
+    proc = harness_run("forward=step", "backward=rectangular", "dataset=mnist1d", "model=mlp", "optimizer=adam", "seed=1",
+                       "trainer=quick", "trainer.steps=40", "trainer.eval_every=20", f"hydra.run.dir={out}", cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    record = load_record(out)
+    assert record["status"] == "ok" and record["config"]["seed"] == 1 and record["pair"]["backward"] == "rectangular"
+    assert "[ok] step/rectangular" in proc.stdout + proc.stderr
+
+
+def test_cli_config_error_exits_non_zero_with_a_clear_message(tmp_path):
+    proc = harness_run("model=cnn1d", "dataset=digits", f"hydra.run.dir={tmp_path}", cwd=REPO)
+    assert proc.returncode != 0
+    assert "ModelDataMismatch" in proc.stderr and "cnn1d" in proc.stderr and "Traceback" not in proc.stderr
+    assert load_record(tmp_path)["status"] == "failed"
+
+
+def test_multirun_keeps_going_when_one_run_fails(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = harness_run("-m", "backward=quantized", "backward.bits=12,2", "trainer=quick", "trainer.steps=30",
+                       "trainer.eval_every=10", f"hydra.sweep.dir={sweep}", cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    records = sorted((load_record(p) for p in find_records(sweep)), key=lambda r: r["config"]["backward"]["bits"])
+    assert [(r["config"]["backward"]["bits"], r["status"]) for r in records] == [(2, "ok"), (12, "failed")]
+    assert "bits=12 is out of range" in records[1]["error"]["message"]
+    assert records[0]["metrics"]["steps_done"] == 30  # the run after the failure still ran

@@ -1,0 +1,100 @@
+"""One run end to end through `execute`: records, determinism, divergence, failures, errors."""
+import pytest
+
+from harness.sweep.record import load_record
+from harness.sweep.run import ConfigError, execute
+from support.configs import tiny_config
+
+
+def strip_timings(record):
+    """Everything but wall-clock measurements and identifiers."""
+    drop_metrics = {"speed", "memory"}
+    return {
+        "metrics": {k: v for k, v in record["metrics"].items() if k not in drop_metrics},
+        "curves": record["curves"],
+        "diagnostics": record["diagnostics"],
+        "pair": record["pair"],
+    }
+
+
+def test_run_writes_a_complete_valid_record(tmp_path):
+    record = execute(tiny_config("forward=step", "backward=rectangular", "seed=1"), tmp_path)
+    on_disk = load_record(tmp_path)
+    assert on_disk["status"] == record["status"] == "ok"
+    m = on_disk["metrics"]
+    assert m["steps_done"] == 60 and m["params"] == 15210
+    assert on_disk["curves"]["step"] == [20, 40, 60]
+    assert 0.0 <= m["final_test_acc"] <= 1.0 and m["best_test_acc"] >= m["final_test_acc"]
+    assert m["speed"]["step_ms"]["median"] > 0 and m["speed"]["steps_timed"] == 55
+    assert m["memory"]["saved_bytes_per_step"]["activations"] == 2 * 100 * 100 // 8  # 1 bit per unit
+    assert m["memory"]["peak"]["method"]
+    assert on_disk["pair"] == {"forward": "step", "forward_params": {}, "backward": "rectangular",
+                               "backward_params": {"a": -0.5, "b": 0.5}, "saves": "bits", "bits": 1,
+                               "stochastic": False, "label": "step/rectangular(a=-0.5, b=0.5)"}
+    env = on_disk["environment"]
+    assert env["torch_threads"] == 1 and env["torch"] and env["cpu_model"] and "git_commit" in env
+    # Step forward: the exact gradient below the last activation is zero, and fidelity says so
+    # instead of dividing by zero; the head's gradient does not pass through a pair.
+    layers = on_disk["diagnostics"]["fidelity"][0]["layers"]
+    assert layers["layers.0.weight"]["cosine"] is None and "zero" in layers["layers.0.weight"]["note"]
+    assert layers["head.weight"]["cosine"] == pytest.approx(1.0)
+
+
+def test_same_seed_gives_identical_records_apart_from_timings(tmp_path):
+    cfg = tiny_config("backward=full_jam", "seed=3")
+    a = execute(cfg, tmp_path / "a")
+    b = execute(cfg, tmp_path / "b")
+    c = execute(tiny_config("backward=full_jam", "seed=4"), tmp_path / "c")
+    assert strip_timings(a) == strip_timings(b)
+    assert a["curves"]["train_loss"] != c["curves"]["train_loss"]
+
+
+def test_huge_learning_rate_is_recorded_as_diverged_not_raised(tmp_path):
+    record = execute(tiny_config("optimizer=sgd", "optimizer.lr=1e12", "backward=constant"), tmp_path)
+    assert record["status"] == "diverged"
+    assert load_record(tmp_path)["metrics"]["diverged_at_step"] < 60
+
+
+def test_a_crash_is_recorded_as_failed_with_the_traceback(tmp_path, monkeypatch):
+    import harness.train.trainer as trainer
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated crash in the loop")
+
+    monkeypatch.setattr(trainer, "loss_fn", boom)
+    record = execute(tiny_config(), tmp_path)
+    assert record["status"] == "failed"
+    on_disk = load_record(tmp_path)
+    assert on_disk["error"]["type"] == "RuntimeError" and "simulated crash" in on_disk["error"]["message"]
+    assert "Traceback" in on_disk["error"]["traceback"] and on_disk["error"]["stage"] == "training"
+
+
+def test_model_that_does_not_fit_the_data_fails_before_training(tmp_path):
+    with pytest.raises(ValueError, match="cnn1d"):
+        execute(tiny_config("model=cnn1d", "dataset=spirals"), tmp_path, raise_config_errors=True)
+    record = load_record(tmp_path)
+    assert record["status"] == "failed" and record["error"]["stage"] == "setup"
+    assert record["metrics"] == {}
+
+
+def test_bad_pair_parameter_fails_before_training_with_a_clear_message(tmp_path):
+    with pytest.raises(ConfigError, match="bits=12 is out of range"):
+        execute(tiny_config("backward=quantized", "backward.bits=12"), tmp_path, raise_config_errors=True)
+
+
+def test_offline_dataset_fails_with_the_folder_and_files(tmp_path):
+    cfg = tiny_config("dataset=cifar10", "model=vgg", "dataset.download=false")
+    cfg["paths"]["data"] = str(tmp_path / "data")
+    record = execute(cfg, tmp_path / "run")  # sweep mode: recorded, not raised
+    assert record["status"] == "failed"
+    assert "cifar-10-batches-py" in record["error"]["message"] and str(tmp_path / "data") in record["error"]["message"]
+
+
+def test_epochs_mode_and_time_to_target(tmp_path):
+    record = execute(tiny_config("trainer.steps=null", "trainer.epochs=2", "trainer.batch_size=400",
+                                 "trainer.eval_every=5", "trainer.target_acc=0.2"), tmp_path)
+    assert record["metrics"]["steps_done"] == 20  # 4000 // 400 * 2
+    ttt = record["metrics"]["time_to_target"]
+    accs = record["curves"]["test_acc"]
+    first = next(s for s, a in zip(record["curves"]["step"], accs) if a >= 0.2)
+    assert ttt == {"target": 0.2, "step": first, "resolution_steps": 5}
