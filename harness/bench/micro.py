@@ -187,7 +187,8 @@ def _plan_group(
     for peer in peers:
         fn = peer.build()
         name = plan.add(peer.name, lambda fn=fn: _fwd_bwd(fn, x, grad))
-        eq = next((e["roles"]["pair"] for e in plan.entries if e["bench_pair"].name == peer.equivalent and e["mode"] == "eager"), None)
+        eq = next((e["roles"]["pair"] for e in plan.entries
+                   if e["kind"] == "pair" and e["mode"] == "eager" and e["bench_pair"].name == peer.equivalent), None)
         roles = dict(pair=name, reference=f"native:{peer.reference}", native_relu="native:relu",
                      our_exact=None, native_exact=None, copy="copy", equivalent=eq)
         plan.entries.append(dict(kind="peer", mode="eager", peer=peer, peer_fn=fn, roles=roles))
