@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from typing import Any, Callable, TextIO
 
 from . import compare as cmp
@@ -73,8 +74,6 @@ def config_from_args(args: argparse.Namespace) -> MicroConfig:
         raise ValueError("--retries must be >= 0")
     if args.quick:
         return quick_config(**overrides)
-    from dataclasses import replace
-
     return replace(MicroConfig(), **overrides)
 
 
@@ -84,11 +83,11 @@ def remeasure_with(measurer: Measurer, config: MicroConfig, log: Callable[[str],
     compilation only when a compiled entry is suspicious."""
 
     def remeasure(keys: list[cmp.Key], attempt: int) -> list[dict[str, Any]]:
+        """Fresh entries for `keys` (attempt 1, 2, ...: 2x, 3x, ... the rounds)."""
         pairs = list(dict.fromkeys(k[0] for k in keys))
         narrowed = restrict(config, pairs=pairs, shapes={k[1] for k in keys}, threads={k[2] for k in keys},
                             repeats=config.repeats * (attempt + 1))
-        narrowed.peers = False
-        narrowed.compile = any(k[3] == "compile" for k in keys)
+        narrowed = replace(narrowed, peers=False, compile=any(k[3] == "compile" for k in keys))
         log(f"re-measuring {len(keys)} suspicious entr{'y' if len(keys) == 1 else 'ies'} "
             f"(attempt {attempt}, {narrowed.repeats} rounds): {', '.join(pairs)}")
         wanted = set(keys)
@@ -104,6 +103,7 @@ def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, out
     args = build_parser().parse_args(argv)
 
     def log(msg: str) -> None:
+        """Progress and warnings go to stderr, so stdout holds only the tables."""
         print(f"[harness-bench] {msg}", file=sys.stderr, flush=True)
 
     try:

@@ -12,6 +12,10 @@ Per key (pair, shape, threads, mode):
 - error:        no ratio could be measured now (e.g. compile failed) but the baseline has one (fails)
 - new:          measured now, absent from the baseline (reported, never fails)
 - not measured: in the baseline, not measured in this run (e.g. a --quick run; never fails)
+- contended:    stayed worse, but the current or the baseline measurement was flagged as
+                contended (a multi-thread group whose native ReLU ran far slower than at one
+                thread: another process held a core, micro.py). Reported, never fails: such
+                ratios measure the neighbours, not the pair. The one-thread rows still gate.
 
 A suspicious key (worse or error) is re-measured up to `retries` times, with more repeats, by a
 caller-supplied function; it fails only if it stays suspicious in every attempt. All functions
@@ -25,6 +29,7 @@ from typing import Any, Callable, Iterable
 Key = tuple[str, str, str, str]  # (pair, shape, threads label, mode)
 
 OK, IMPROVED, WORSE, ERROR, NEW, NOT_MEASURED = "ok", "improved", "worse", "error", "new", "not measured"
+CONTENDED = "contended"
 FAILING = (WORSE, ERROR)
 RATIO_FIELD = "vs_reference"  # the per-round median ratio against the native reference
 
@@ -37,6 +42,11 @@ def entry_key(entry: dict[str, Any]) -> Key:
 def entry_ratio(entry: dict[str, Any]) -> float | None:
     """The compared ratio of an entry (None when it could not be measured)."""
     return (entry.get("ratios") or {}).get(RATIO_FIELD)
+
+
+def entry_contended(entry: dict[str, Any]) -> bool:
+    """True when the entry's thread group was flagged as contended."""
+    return bool((entry.get("contention") or {}).get("contended"))
 
 
 def comparable(entry: dict[str, Any]) -> bool:
@@ -66,6 +76,8 @@ class Comparison:
     baseline: float | None
     attempts: list[float | None] = field(default_factory=list)
     status: str = OK
+    contended: bool = False  # the latest measurement was contended
+    baseline_contended: bool = False
 
     @property
     def current(self) -> float | None:
@@ -88,14 +100,17 @@ class Comparison:
         """JSON-ready form (stored in the run's document under 'comparison')."""
         pair, shape, threads, mode = self.key
         return {"pair": pair, "shape": shape, "threads": threads, "mode": mode, "baseline": self.baseline,
-                "attempts": list(self.attempts), "change": self.change, "status": self.status}
+                "attempts": list(self.attempts), "change": self.change, "status": self.status,
+                "contended": self.contended, "baseline_contended": self.baseline_contended}
 
 
 def compare_entries(baseline: Iterable[dict[str, Any]], current: Iterable[dict[str, Any]], threshold: float) -> list[Comparison]:
     """Compare each current pair entry with the baseline entry of the same key."""
     if not threshold > 0:
         raise ValueError(f"threshold must be > 0 (a fraction, 0.25 = 25% worse), got {threshold}")
-    base = {entry_key(e): entry_ratio(e) for e in baseline if comparable(e)}
+    baseline = [e for e in baseline if comparable(e)]
+    base = {entry_key(e): entry_ratio(e) for e in baseline}
+    base_contended = {entry_key(e) for e in baseline if entry_contended(e)}
     out: list[Comparison] = []
     seen: set[Key] = set()
     for entry in current:
@@ -108,10 +123,10 @@ def compare_entries(baseline: Iterable[dict[str, Any]], current: Iterable[dict[s
         status = NEW if key not in base else classify(b, ratio, threshold)
         if key in base and b is None:
             status = NEW  # the baseline could not measure it either: nothing to compare against
-        out.append(Comparison(key, b, [ratio], status))
+        out.append(Comparison(key, b, [ratio], status, entry_contended(entry), key in base_contended))
     for key, b in base.items():
         if key not in seen:
-            out.append(Comparison(key, b, [], NOT_MEASURED))
+            out.append(Comparison(key, b, [], NOT_MEASURED, False, key in base_contended))
     return out
 
 
@@ -125,11 +140,20 @@ def apply_remeasurement(comparisons: list[Comparison], entries: Iterable[dict[st
 
     A suspect whose key is absent from `entries` keeps its status (and records no attempt).
     """
-    fresh = {entry_key(e): entry_ratio(e) for e in entries if comparable(e)}
+    fresh = {entry_key(e): e for e in entries if comparable(e)}
     for comp in suspects(comparisons):
         if comp.key in fresh:
-            comp.attempts.append(fresh[comp.key])
-            comp.status = classify(comp.baseline, fresh[comp.key], threshold)
+            ratio = entry_ratio(fresh[comp.key])
+            comp.attempts.append(ratio)
+            comp.contended = entry_contended(fresh[comp.key])
+            comp.status = classify(comp.baseline, ratio, threshold)
+
+
+def excuse_contended(comparisons: list[Comparison]) -> None:
+    """Turn a final 'worse' into 'contended' when either side was measured under contention."""
+    for comp in comparisons:
+        if comp.status == WORSE and (comp.contended or comp.baseline_contended):
+            comp.status = CONTENDED
 
 
 def compare_with_retries(
@@ -153,6 +177,7 @@ def compare_with_retries(
         if not bad:
             break
         apply_remeasurement(comparisons, remeasure([c.key for c in bad], attempt), threshold)
+    excuse_contended(comparisons)
     return comparisons
 
 
@@ -167,6 +192,7 @@ def format_comparison(comparisons: list[Comparison], threshold: float) -> str:
     rows = [header]
 
     def f(v: float | None) -> str:
+        """A ratio with two decimals, '-' for none."""
         return "-" if v is None else f"{v:.2f}"
 
     for c in comparisons:
@@ -181,8 +207,11 @@ def format_comparison(comparisons: list[Comparison], threshold: float) -> str:
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     failed = [c for c in comparisons if c.failed]
-    counts = {s: sum(c.status == s for c in comparisons) for s in (OK, IMPROVED, WORSE, ERROR, NEW, NOT_MEASURED)}
+    counts = {s: sum(c.status == s for c in comparisons) for s in (OK, IMPROVED, WORSE, ERROR, CONTENDED, NEW, NOT_MEASURED)}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     verdict = (f"FAIL: {len(failed)} pair(s) worse than the baseline by more than {threshold:.0%} after retries"
                if failed else f"OK: no ratio worse than the baseline by more than {threshold:.0%}")
+    if counts[CONTENDED]:
+        verdict += (f"\nnote: {counts[CONTENDED]} multi-thread entr{'y' if counts[CONTENDED] == 1 else 'ies'} stayed worse "
+                    "but were measured under contention (another process held a core); not counted as failures")
     return "\n".join(lines) + f"\n{summary}\n{verdict}"

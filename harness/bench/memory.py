@@ -50,6 +50,7 @@ def measure_saved(fn: Callable[[Tensor], Tensor], x: Tensor) -> SavedState:
     saved: list[Tensor] = []
 
     def pack(t: Tensor) -> Tensor:
+        """Record each distinct saved tensor; keep the tensor itself (no offloading)."""
         key = _storage_key(t)
         if key not in seen:  # a tensor saved twice is held once
             seen.add(key)

@@ -20,7 +20,10 @@ One entry per (pair, shape, threads, mode) reports:
   grad_in (2 n e), plus the saved state read back in backward, plus the saved state written in
   forward when it is a new tensor (saving x or y itself writes nothing); e = element size.
   Copy bytes = 2 n e (read and write). A fraction of 1 means the pair moves its data as fast as a
-  copy does.
+  copy does;
+- contention (multi-thread groups): native ReLU is also timed at one thread inside the same
+  rounds; when N threads are > 1.5x slower than one, another process holds a core and the
+  group's entries are flagged `contention.contended` (compare.py does not fail on them).
 """
 from __future__ import annotations
 
@@ -47,6 +50,13 @@ from .timing import interleaved_rounds, iqr, median, num_threads, round_ratios, 
 FULL_REPEATS, FULL_WARMUP = 100, 10
 QUICK_REPEATS, QUICK_WARMUP = 30, 3
 MIN_REPEATS = 20
+# A multi-thread group is "contended" when native ReLU at N threads is this much slower than the
+# same call at one thread in the same rounds. On a shared VM a busy core stalls every parallel
+# region (we saw 0.5 ms -> 16 ms at 2 threads), which changes ratios wholesale: numpy-based
+# kernels are single-threaded and do not stall. Such entries are flagged, and --compare does not
+# fail on them (see compare.py).
+CONTENTION_LIMIT = 1.5
+PROBE = "probe:native:relu@1thread"
 
 
 @dataclass
@@ -112,6 +122,7 @@ def _natively_differentiable(forward: BoundForward, dtype: torch.dtype) -> bool:
 
 def _fwd_bwd(fn: Callable[[Tensor], Tensor], x: Tensor, grad: Tensor) -> Callable[[], object]:
     def call():
+        """One forward and one backward; grad() avoids accumulating into x.grad."""
         return torch.autograd.grad(fn(x), x, grad)
 
     return call
@@ -148,6 +159,7 @@ class _Plan:
     entries: list[dict[str, Any]] = field(default_factory=list)  # role -> candidate name, plus metadata
 
     def add(self, name: str, make: Callable[[], Callable[[], object]]) -> str:
+        """Register candidate `name` (built by `make` once; later adds reuse it); returns the name."""
         if name not in self.candidates:
             self.candidates[name] = make()
         return name
@@ -338,11 +350,43 @@ def run_micro(config: MicroConfig, log: Callable[[str], None] | None = None) -> 
             for threads in config.thread_settings():
                 log(f"[{shape_name} {tuple(dims)}, threads={threads.label} ({threads.num_threads})] "
                     f"{len(plan.candidates)} candidates x {config.repeats} rounds (+{config.warmup} warm-up)")
+                candidates = dict(plan.candidates)
+                if threads.num_threads > 1:
+                    candidates[PROBE] = _at_one_thread(plan.candidates["native:relu"], threads.num_threads)
                 with num_threads(threads.num_threads):
-                    samples = interleaved_rounds(plan.candidates, repeats=config.repeats, warmup=config.warmup, number=config.number)
+                    samples = interleaved_rounds(candidates, repeats=config.repeats, warmup=config.warmup, number=config.number)
+                contention = contention_of(samples)
+                if contention["contended"]:
+                    log(f"warning: threads={threads.label} looks contended (native relu {contention['thread_scaling']:.1f}x "
+                        "slower than at one thread): another process holds a core; these rows are flagged")
                 for spec in plan.entries:
-                    entries.append(_make_entry(spec, samples, shape_name, tuple(dims), threads, memory, numel, element_size))
+                    entry = _make_entry(spec, samples, shape_name, tuple(dims), threads, memory, numel, element_size)
+                    entry["contention"] = contention
+                    entries.append(entry)
     return entries
+
+
+def _at_one_thread(fn: Callable[[], object], n: int) -> Callable[[], object]:
+    """`fn` run at one thread inside an N-thread group (set_num_threads costs ~nothing)."""
+
+    def call():
+        """fn at one thread, then back to n threads."""
+        torch.set_num_threads(1)
+        try:
+            return fn()
+        finally:
+            torch.set_num_threads(n)
+
+    return call
+
+
+def contention_of(samples: dict[str, list[float]]) -> dict[str, Any]:
+    """{'thread_scaling': median per-round native relu (N threads) / native relu (1 thread),
+    'contended': scaling > CONTENTION_LIMIT}; Nones/False for one-thread groups (no probe)."""
+    if PROBE not in samples:
+        return {"thread_scaling": None, "contended": False, "one_thread_relu_s": None}
+    scaling = median(round_ratios(samples["native:relu"], samples[PROBE]))
+    return {"thread_scaling": scaling, "contended": scaling > CONTENTION_LIMIT, "one_thread_relu_s": summary(samples[PROBE])}
 
 
 def _measure_memory(plan: _Plan, pairs: list[BenchPair], peers: list[Peer], x: Tensor) -> dict[str, SavedState | None]:

@@ -51,6 +51,7 @@ def _build_freegrad() -> Callable[[Tensor], Tensor]:
     act = freegrad.Activation("ReLU")
 
     def fn(x: Tensor) -> Tensor:
+        """FreeGrad ReLU whose backward is the rectangular rule on [-0.5, 0.5]."""
         # The context is entered per call, as a user would; its cost is part of the peer's cost.
         with freegrad.use("rectangular", params={"a": -0.5, "b": 0.5}, scope="activations"):
             return act(x)

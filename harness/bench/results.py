@@ -196,7 +196,7 @@ def format_table(entries: list[dict[str, Any]]) -> str:
     for e in entries:
         r, mem, t = e["ratios"], e["memory"], e["time_s"].get("pair")
         rows.append((
-            e["pair"], e["mode"], e["shape"], e["threads"],
+            e["pair"], e["mode"], e["shape"], e["threads"] + ("*" if (e.get("contention") or {}).get("contended") else ""),
             _fmt(t["median"] * 1e3 if t else None, ".3f"),
             _fmt(r.get("vs_reference")), e["reference"].removeprefix("native:"), _fmt(r.get("vs_native_relu")),
             _fmt(r.get("our_exact_vs_native_exact")),
@@ -223,5 +223,7 @@ def format_notes() -> str:
         "x relu: same, against native relu. exact/nat: our exact (same forward, backward=exact) / torch's own op.\n"
         "B/elem: bytes saved for backward per element (native reference in brackets).\n"
         "bw frac: (effective bytes / pair time) / (copy bytes / copy time); effective = x, y, grad_out, grad_in\n"
-        "  + saved state read in backward (+ written in forward when it is a new tensor)."
+        "  + saved state read in backward (+ written in forward when it is a new tensor).\n"
+        "thr 'all*': contended group (native relu at all threads > 1.5x its one-thread time in the same rounds:\n"
+        "  another process holds a core); its ratios measure the neighbours too."
     )

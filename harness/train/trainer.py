@@ -6,7 +6,6 @@ starts after a warm-up (airbench's discipline, DESIGN.md section 4).
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -20,6 +19,10 @@ from harness.data import BatchIterator, DataSplits
 from .diagnostics import activation_stats, gradient_fidelity, gradient_norms
 from .memory import PeakMemory, saved_bytes_by_activation
 from .timing import StepTimer
+
+
+# A non-finite loss is looked for every this many steps (and at every evaluation).
+DIVERGENCE_CHECK_EVERY = 10
 
 
 class TrainingInterrupted(Exception):
@@ -133,12 +136,12 @@ class Trainer:
         self.probe = (data.x_train[:n_probe], data.y_train[:n_probe])
         self.step_fn = torch.compile(model) if settings.compile else model
 
-    def _evaluate(self, result: TrainResult, step: int, train_loss_sum: float, train_correct: int, train_seen: int) -> None:
+    def _evaluate(self, result: TrainResult, step: int, train_loss: float, train_acc: float) -> None:
         s, c = self.settings, result.curves
         test_loss, test_acc = evaluate(self.model, self.data.x_test, self.data.y_test, s.eval_batch_size)
         c["step"].append(step)
-        c["train_loss"].append(train_loss_sum / train_seen if train_seen else None)
-        c["train_acc"].append(train_correct / train_seen if train_seen else None)
+        c["train_loss"].append(train_loss)  # mean over the steps since the previous evaluation
+        c["train_acc"].append(train_acc)
         c["test_loss"].append(test_loss)
         c["test_acc"].append(test_acc)
         c["lr"].append(self.optimizer.param_groups[0]["lr"])
@@ -167,49 +170,60 @@ class Trainer:
         # Bytes autograd saves for one training step (forward graph only, freed without backward).
         xb0, yb0 = next(iter(self.batches))
         result.metrics["memory"] = {"saved_bytes_per_step": saved_bytes_by_activation(model, lambda: loss_fn(model(xb0), yb0))}
-        train_loss_sum, train_correct, train_seen = 0.0, 0, 0
+        # Training loss and correct counts accumulate on the device: no host sync per step (on a
+        # GPU an .item() every step would serialise the pipeline). A NaN/inf loss poisons the sum,
+        # which is checked every DIVERGENCE_CHECK_EVERY steps.
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        window_start = 0
         best_acc, best_step, target_step = -1.0, None, None
         first_step_s = None
         stream = self.batches.forever()
         wall_start = time.perf_counter()
         peak = PeakMemory(self.device)
         peak.start()
+        now = timer.now
         step = 0
         try:
             for step in range(self.total_steps):
-                if step in diag_steps:
+                diagnose_now = step in diag_steps
+                if diagnose_now:
                     self._diagnose(result, step)
                 xb, yb = next(stream)
-                t0 = time.perf_counter()
-                with timer.phase("forward"):
-                    logits = self.step_fn(xb)
-                    loss = loss_fn(logits, yb)
-                with timer.phase("backward"):
-                    loss.backward()
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    result.status = "diverged"
-                    result.metrics["diverged_at_step"] = step
-                    timer.end_step()
-                    break
-                if step in diag_steps:
+                t0 = now()
+                logits = self.step_fn(xb)
+                loss = loss_fn(logits, yb)
+                t1 = now()
+                loss.backward()
+                t2 = now()
+                if diagnose_now:
                     result.diagnostics["grad_norms"].append({"step": step, **gradient_norms(model)})
-                with timer.phase("optimizer"):
-                    opt.step()
-                    self.scheduler.step()
-                    opt.zero_grad(set_to_none=True)
-                    if self.after_step is not None:
-                        self.after_step(model)
-                timer.end_step()
+                    t2 = now()  # diagnostics are not part of the step
+                opt.step()
+                self.scheduler.step()
+                opt.zero_grad(set_to_none=True)
+                if self.after_step is not None:
+                    self.after_step(model)
+                t3 = now()
+                timer.add_step(forward=t1 - t0, backward=t2 - t1, optimizer=t3 - t2)
                 if first_step_s is None:
-                    first_step_s = time.perf_counter() - t0
-                train_loss_sum += loss_value * yb.shape[0]
-                train_correct += (logits.detach().argmax(1) == yb).sum().item()
-                train_seen += yb.shape[0]
+                    first_step_s = (t3 - t0) / 1e9
+                loss_sum += loss.detach()
+                correct += (logits.argmax(1) == yb).sum()  # argmax carries no grad
                 done = step + 1
-                if done % s.eval_every == 0 or done == self.total_steps:
-                    self._evaluate(result, done, train_loss_sum, train_correct, train_seen)
-                    train_loss_sum, train_correct, train_seen = 0.0, 0, 0
+                evaluate_now = done % s.eval_every == 0 or done == self.total_steps
+                if (evaluate_now or done % DIVERGENCE_CHECK_EVERY == 0) and not torch.isfinite(loss_sum):
+                    result.status = "diverged"
+                    result.metrics["diverged_by_step"] = done  # first check that saw a non-finite loss
+                    break
+                if evaluate_now:
+                    n_steps = done - window_start
+                    train_loss = loss_sum.item() / n_steps
+                    train_acc = correct.item() / (n_steps * s.batch_size)
+                    self._evaluate(result, done, train_loss, train_acc)
+                    loss_sum.zero_()
+                    correct.zero_()
+                    window_start = done
                     acc = result.curves["test_acc"][-1]
                     if acc > best_acc:
                         best_acc, best_step = acc, done

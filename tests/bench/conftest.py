@@ -8,7 +8,7 @@ import pytest
 
 
 def synthetic_entry(pair: str, ratio: float | None, *, shape: str = "flat", threads: str = "1",
-                    mode: str = "eager", kind: str = "pair") -> dict[str, Any]:
+                    mode: str = "eager", kind: str = "pair", contended: bool = False) -> dict[str, Any]:
     """An entry with every schema key and the given headline ratio."""
     t = {"median": 1e-3, "iqr": 1e-5, "min": 9e-4, "n": 20}
     return {
@@ -19,6 +19,7 @@ def synthetic_entry(pair: str, ratio: float | None, *, shape: str = "flat", thre
         "ratios": {"vs_reference": ratio, "vs_reference_of_medians": ratio, "vs_native_relu": ratio},
         "memory": {"saved_bytes_per_element": 0.125, "expected_bytes_per_element": 0.125},
         "bandwidth": {"effective_bytes": 1, "copy_bytes": 1, "fraction": 0.5},
+        "contention": {"thread_scaling": 9.0 if contended else 0.6, "contended": contended, "one_thread_relu_s": t},
     }
 
 

@@ -103,4 +103,28 @@ def test_no_retries_means_no_remeasurement(entry):
 def test_to_json_is_plain_data(entry):
     (c,) = cmp.compare_entries([entry("a", 1.0)], [entry("a", 1.1)], 0.25)
     assert c.to_json() == {"pair": "a", "shape": "flat", "threads": "1", "mode": "eager", "baseline": 1.0,
-                           "attempts": [1.1], "change": pytest.approx(0.1), "status": "ok"}
+                           "attempts": [1.1], "change": pytest.approx(0.1), "status": "ok",
+                           "contended": False, "baseline_contended": False}
+
+
+def test_worse_under_contention_is_reported_but_does_not_fail(entry):
+    def remeasure(keys, attempt):
+        return [entry("a", 2.0, threads="all", contended=True)]
+
+    comps = cmp.compare_with_retries([entry("a", 1.0, threads="all"), entry("b", 1.0, threads="all", contended=True)],
+                                     [entry("a", 2.0, threads="all", contended=True), entry("b", 2.0, threads="all")],
+                                     remeasure, threshold=0.25, retries=1)
+    by = _by_pair(comps)
+    assert by["a"].status == cmp.CONTENDED and by["a"].contended  # current side contended
+    assert by["b"].status == cmp.CONTENDED and by["b"].baseline_contended  # baseline side contended
+    assert cmp.exit_code(comps) == 0
+    assert "contention" in cmp.format_comparison(comps, 0.25)
+
+
+def test_a_clean_remeasurement_that_stays_worse_still_fails(entry):
+    def remeasure(keys, attempt):
+        return [entry("a", 2.0, threads="all", contended=False)]
+
+    comps = cmp.compare_with_retries([entry("a", 1.0, threads="all")], [entry("a", 2.0, threads="all", contended=True)],
+                                     remeasure, threshold=0.25, retries=1)
+    assert comps[0].status == cmp.WORSE and cmp.exit_code(comps) == 1

@@ -128,3 +128,16 @@ def test_bandwidth_bookkeeping():
     assert copy_bytes(n, e) == 8 * n
     # 16n bytes in 4 ms vs 8n bytes in 1 ms: half the copy's bandwidth
     assert bandwidth_fraction(16 * n, 4e-3, 8 * n, 1e-3) == pytest.approx(0.5)
+
+
+def test_multi_thread_groups_carry_a_contention_probe():
+    from harness.bench.micro import PROBE, contention_of
+
+    config = MicroConfig(pairs=("relu/constant",), shapes={"tiny": (8, 64)},
+                         threads=(ThreadSetting("1", 1), ThreadSetting("two", 2)), repeats=3, warmup=0, peers=False)
+    one, two = run_micro(config)
+    assert one["contention"]["thread_scaling"] is None and one["contention"]["contended"] is False
+    assert two["contention"]["thread_scaling"] > 0 and two["contention"]["one_thread_relu_s"]["n"] == 3
+    # synthetic: N threads 10x slower than one thread in the same rounds -> contended
+    assert contention_of({"native:relu": [10.0, 10.0], PROBE: [1.0, 1.0]})["contended"] is True
+    assert contention_of({"native:relu": [0.6, 0.6], PROBE: [1.0, 1.0]})["contended"] is False
