@@ -17,7 +17,9 @@ from typing import Any, Callable, TextIO
 
 from . import compare as cmp
 from .micro import MIN_REPEATS, MicroConfig, quick_config, restrict, run_micro
-from .results import environment, format_notes, format_table, load_document, machine_kind, make_document, write_document
+from .results import (
+    environment, format_notes, format_table, load_document, machine_kind, make_document, median_run_entries, write_document,
+)
 from .specs import DEFAULT_PAIRS, parse_pairs, parse_shapes, parse_threads
 
 # A measurer turns a config into entries; the CLI's default is run_micro. Tests inject fakes.
@@ -42,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also time torch.compile'd pairs against native eager (compile time reported separately)")
     p.add_argument("--repeats", type=int, default=None, help=f"timed rounds (>= {MIN_REPEATS}; default 100, 30 with --quick)")
     p.add_argument("--warmup", type=int, default=None, help="untimed warm-up rounds (default 10, 3 with --quick)")
+    p.add_argument("--runs", type=int, default=1,
+                   help="repeat the whole measurement N times and keep, per entry, the run with the median ratio "
+                        "(use 5 to make a baseline; default 1)")
     p.add_argument("--no-peers", action="store_true", help="skip the optional peers (freegrad, snntorch) even if installed")
     p.add_argument("--json", metavar="OUT", default=None, help="write the results as JSON to OUT")
     p.add_argument("--compare", metavar="BASELINE", default=None,
@@ -72,6 +77,8 @@ def config_from_args(args: argparse.Namespace) -> MicroConfig:
         raise ValueError("--threshold must be > 0 (e.g. 0.25 for 25%)")
     if args.retries < 0:
         raise ValueError("--retries must be >= 0")
+    if args.runs < 1:
+        raise ValueError("--runs must be >= 1")
     if args.quick:
         return quick_config(**overrides)
     return replace(MicroConfig(), **overrides)
@@ -119,7 +126,12 @@ def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, out
         log(f"warning: baseline is for machine kind {baseline.get('machine_kind')!r}, this machine is {kind!r}; "
             "ratios may not be comparable")
     start = time.perf_counter()
-    entries = measurer(config, log)
+    runs = []
+    for i in range(args.runs):
+        if args.runs > 1:
+            log(f"run {i + 1}/{args.runs}")
+        runs.append(measurer(config, log))
+    entries = median_run_entries(runs)
     elapsed = time.perf_counter() - start
     print(format_table(entries), file=out)
     print(format_notes(), file=out)
@@ -132,7 +144,11 @@ def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, out
               + ", ".join(f"{k} {v:.1f} s" for k, v in seen.items()), file=out)
     print(f"measured in {elapsed:.1f} s", file=out)
 
-    doc = make_document(entries, config.to_json(), env, kind=kind, elapsed_s=round(elapsed, 2))
+    settings = {**config.to_json(), "runs": args.runs}
+    doc = make_document(entries, settings, env, kind=kind, elapsed_s=round(elapsed, 2))
+    if any((e.get("contention") or {}).get("contended") for e in entries):
+        log("note: some multi-thread rows were measured under contention (all* in the table); "
+            "for a baseline, rerun when the machine is quieter")
     status = 0
     if baseline is not None:
         comparisons = cmp.compare_with_retries(

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .compare import entry_key, entry_ratio
 from .peers import PEERS
 
 SCHEMA_VERSION = 1
@@ -165,6 +166,39 @@ def write_document(doc: dict[str, Any], path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+
+
+def median_run_entries(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Combine repeated runs: per key, the entry of the run with the median headline ratio.
+
+    Picking a whole entry (rather than averaging fields) keeps every entry internally consistent
+    (its times, ratios and contention flag come from one measurement). Runs flagged as contended
+    are only used when every run of that key was. Each entry gets
+    `runs = {"vs_reference": [ratio of run 1, run 2, ...], "picked": index}`. Used to make
+    baselines that do not hinge on one lucky or unlucky run.
+    """
+    if len(runs) == 1:
+        return runs[0]
+    by_key: dict[tuple, list[dict[str, Any] | None]] = {}
+    for i, entries in enumerate(runs):
+        for e in entries:
+            by_key.setdefault(entry_key(e), [None] * len(runs))[i] = e
+    combined = []
+    for key, found in by_key.items():
+        measured = [(entry_ratio(e), i) for i, e in enumerate(found) if e is not None and entry_ratio(e) is not None]
+        clean = [(r, i) for r, i in measured if not (found[i].get("contention") or {}).get("contended")]
+        # Contended runs measure the neighbours (compare.py excuses them): when some runs were
+        # clean, the baseline comes from those.
+        measured = clean or measured
+        if measured:
+            measured.sort()
+            pick = measured[(len(measured) - 1) // 2][1]  # lower median for an even count
+        else:
+            pick = next(i for i, e in enumerate(found) if e is not None)
+        entry = dict(found[pick])
+        entry["runs"] = {"vs_reference": [entry_ratio(e) if e is not None else None for e in found], "picked": pick}
+        combined.append(entry)
+    return combined
 
 
 # --------------------------------------------------------------------------- table

@@ -69,9 +69,18 @@ def iqr(values: list[float]) -> float:
     return q[2] - q[0]
 
 
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """(q25, median, q75), inclusive method; a single value is all three."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[1], q[2]
+
+
 def summary(values: list[float]) -> dict[str, float]:
-    """{'median', 'iqr', 'min', 'n'} of a list of samples."""
-    return {"median": median(values), "iqr": iqr(values), "min": min(values), "n": len(values)}
+    """{'median', 'iqr', 'q25', 'q75', 'min', 'n'} of a list of samples."""
+    q25, med, q75 = quartiles(values)
+    return {"median": med, "iqr": q75 - q25, "q25": q25, "q75": q75, "min": min(values), "n": len(values)}
 
 
 def ratio_of_medians(num: list[float], den: list[float]) -> float:

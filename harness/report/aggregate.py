@@ -16,7 +16,14 @@ from harness.sweep.record import RecordError, find_records, load_record
 GROUP_KEYS = ["dataset", "model", "forward", "backward"]
 
 
+# Forwards whose exact derivative is zero: their "exact" gradient exists only in layers above the
+# last activation, so an overall cosine against it would measure the head's share, not fidelity.
+FLAT_FORWARDS = {"step", "sign"}
+
+
 def _last_overall_cosine(record: dict) -> float | None:
+    if record.get("pair", {}).get("forward") in FLAT_FORWARDS:
+        return None
     fidelity = record.get("diagnostics", {}).get("fidelity") or []
     return (fidelity[-1].get("overall") or {}).get("cosine") if fidelity else None
 

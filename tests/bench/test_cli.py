@@ -105,3 +105,24 @@ def test_real_measurer_end_to_end_on_a_tiny_shape(tmp_path):
     # a run compared with itself passes (ratios identical)
     assert _run(["--pairs", "relu/rectangular", "--shapes", "tiny=8x64", "--threads", "1", "--repeats", "20",
                  "--no-peers", "--compare", str(out), "--threshold", "1000"], None)[0] == 0
+
+
+def test_runs_keep_the_median_run_per_entry(fake_measurer, tmp_path):
+    ratios = {0: 3.0, 1: 1.0, 2: 2.0}
+    out = tmp_path / "base.json"
+    m = fake_measurer(lambda pair, call: ratios[call])
+    assert _run(["--pairs", "relu/exact", "--threads", "1", "--shapes", "flat", "--runs", "3", "--json", str(out)], m)[0] == 0
+    assert len(m.configs) == 3
+    (e,) = load_document(out)["entries"]
+    assert e["ratios"]["vs_reference"] == 2.0
+    assert e["runs"] == {"vs_reference": [3.0, 1.0, 2.0], "picked": 2}
+
+
+def test_median_run_prefers_uncontended_runs(entry):
+    from harness.bench.results import median_run_entries
+
+    runs = [[entry("a", 1.0, threads="all", contended=True)], [entry("a", 5.0, threads="all")],
+            [entry("a", 0.9, threads="all", contended=True)], [entry("a", 4.0, threads="all"), entry("b", 2.0)]]
+    a, b = median_run_entries(runs)
+    assert a["ratios"]["vs_reference"] == 4.0 and a["runs"]["picked"] == 3  # lower median of the clean runs
+    assert b["runs"] == {"vs_reference": [None, None, None, 2.0], "picked": 3}
