@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", metavar="BASELINE", default=None,
                    help="compare ratios with a baseline JSON; exit 1 if a pair got worse by more than --threshold")
     p.add_argument("--threshold", type=float, default=0.25, help="allowed relative worsening of a ratio (default 0.25)")
+    p.add_argument("--compare-stat", choices=sorted(cmp.RATIO_FIELDS), default=cmp.DEFAULT_STAT,
+                   help="which ratio --compare checks: 'min' = min(pair)/min(reference) over the same rounds "
+                        "(default; robust to neighbours on shared machines), 'median' = median of per-round ratios")
     p.add_argument("--retries", type=int, default=2, help="re-measure a suspicious pair up to this many times (default 2)")
     p.add_argument("--machine-kind", default=None, help=f"name of this machine kind in the JSON (default {machine_kind()})")
     return p
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, out
         if args.runs > 1:
             log(f"run {i + 1}/{args.runs}")
         runs.append(measurer(config, log))
-    entries = median_run_entries(runs)
+    entries = median_run_entries(runs, args.compare_stat)
     elapsed = time.perf_counter() - start
     print(format_table(entries), file=out)
     print(format_notes(), file=out)
@@ -153,12 +156,13 @@ def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, out
     if baseline is not None:
         comparisons = cmp.compare_with_retries(
             baseline["entries"], entries, remeasure_with(measurer, config, log),
-            threshold=args.threshold, retries=args.retries,
+            threshold=args.threshold, retries=args.retries, stat=args.compare_stat,
         )
-        print(f"\ncomparison with {args.compare} (ratio vs native reference; threshold {args.threshold:.0%}, "
-              f"retries {args.retries}):", file=out)
+        print(f"\ncomparison with {args.compare} (ratio vs native reference, {cmp.ratio_field(args.compare_stat)}; "
+              f"threshold {args.threshold:.0%}, retries {args.retries}):", file=out)
         print(cmp.format_comparison(comparisons, args.threshold), file=out)
-        doc["comparison"] = {"baseline": str(args.compare), "threshold": args.threshold, "retries": args.retries,
+        doc["comparison"] = {"baseline": str(args.compare), "stat": args.compare_stat, "field": cmp.ratio_field(args.compare_stat),
+                             "threshold": args.threshold, "retries": args.retries,
                              "results": [c.to_json() for c in comparisons]}
         status = cmp.exit_code(comparisons)
     if args.json:

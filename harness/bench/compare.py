@@ -5,6 +5,15 @@ more stable across load and clock changes than a time, so it can be compared bet
 the same kind of machine (asv/pytest-benchmark compare medians; on a shared machine we compare
 ratios, DESIGN.md section 4).
 
+Which ratio (`stat`):
+- "min" (default): min(pair times) / min(reference times) over the same interleaved rounds.
+  Noise on a shared machine only ever adds time (preemption, page-fault storms when a
+  neighbour is busy), so the fastest call of each candidate is its least disturbed cost. On our
+  2-core VM the median-based ratio of silu/exact moved from 3.7 to 6.0 between a quiet and a
+  busy period while the min-based ratio stayed at 3.2-3.4; gating on medians failed 4 of 4 runs
+  of unchanged code, gating on minimums 0 of 4 (see README.md).
+- "median": the median of per-round ratios (the headline ratio of the table and the targets).
+
 Per key (pair, shape, threads, mode):
 - ok:           current / baseline - 1 <= threshold
 - improved:     current / baseline - 1 < -threshold (consider refreshing the baseline)
@@ -31,7 +40,9 @@ Key = tuple[str, str, str, str]  # (pair, shape, threads label, mode)
 OK, IMPROVED, WORSE, ERROR, NEW, NOT_MEASURED = "ok", "improved", "worse", "error", "new", "not measured"
 CONTENDED = "contended"
 FAILING = (WORSE, ERROR)
-RATIO_FIELD = "vs_reference"  # the per-round median ratio against the native reference
+# stat -> field of entry["ratios"] that is compared.
+RATIO_FIELDS = {"min": "vs_reference_of_mins", "median": "vs_reference"}
+DEFAULT_STAT = "min"
 
 
 def entry_key(entry: dict[str, Any]) -> Key:
@@ -39,9 +50,17 @@ def entry_key(entry: dict[str, Any]) -> Key:
     return (entry["pair"], entry["shape"], str(entry["threads"]), entry.get("mode", "eager"))
 
 
-def entry_ratio(entry: dict[str, Any]) -> float | None:
+def ratio_field(stat: str) -> str:
+    """The ratios field compared for `stat` ('min' or 'median')."""
+    try:
+        return RATIO_FIELDS[stat]
+    except KeyError:
+        raise ValueError(f"unknown comparison statistic {stat!r}; use one of {', '.join(RATIO_FIELDS)}") from None
+
+
+def entry_ratio(entry: dict[str, Any], stat: str = DEFAULT_STAT) -> float | None:
     """The compared ratio of an entry (None when it could not be measured)."""
-    return (entry.get("ratios") or {}).get(RATIO_FIELD)
+    return (entry.get("ratios") or {}).get(ratio_field(stat))
 
 
 def entry_contended(entry: dict[str, Any]) -> bool:
@@ -104,12 +123,14 @@ class Comparison:
                 "contended": self.contended, "baseline_contended": self.baseline_contended}
 
 
-def compare_entries(baseline: Iterable[dict[str, Any]], current: Iterable[dict[str, Any]], threshold: float) -> list[Comparison]:
+def compare_entries(baseline: Iterable[dict[str, Any]], current: Iterable[dict[str, Any]], threshold: float,
+                    stat: str = DEFAULT_STAT) -> list[Comparison]:
     """Compare each current pair entry with the baseline entry of the same key."""
+    ratio_field(stat)  # validate early
     if not threshold > 0:
         raise ValueError(f"threshold must be > 0 (a fraction, 0.25 = 25% worse), got {threshold}")
     baseline = [e for e in baseline if comparable(e)]
-    base = {entry_key(e): entry_ratio(e) for e in baseline}
+    base = {entry_key(e): entry_ratio(e, stat) for e in baseline}
     base_contended = {entry_key(e) for e in baseline if entry_contended(e)}
     out: list[Comparison] = []
     seen: set[Key] = set()
@@ -118,7 +139,7 @@ def compare_entries(baseline: Iterable[dict[str, Any]], current: Iterable[dict[s
             continue
         key = entry_key(entry)
         seen.add(key)
-        ratio = entry_ratio(entry)
+        ratio = entry_ratio(entry, stat)
         b = base.get(key)
         status = NEW if key not in base else classify(b, ratio, threshold)
         if key in base and b is None:
@@ -135,7 +156,8 @@ def suspects(comparisons: list[Comparison]) -> list[Comparison]:
     return [c for c in comparisons if c.status in FAILING]
 
 
-def apply_remeasurement(comparisons: list[Comparison], entries: Iterable[dict[str, Any]], threshold: float) -> None:
+def apply_remeasurement(comparisons: list[Comparison], entries: Iterable[dict[str, Any]], threshold: float,
+                        stat: str = DEFAULT_STAT) -> None:
     """Record re-measured ratios for the suspects and re-classify them on the new ratio.
 
     A suspect whose key is absent from `entries` keeps its status (and records no attempt).
@@ -143,7 +165,7 @@ def apply_remeasurement(comparisons: list[Comparison], entries: Iterable[dict[st
     fresh = {entry_key(e): e for e in entries if comparable(e)}
     for comp in suspects(comparisons):
         if comp.key in fresh:
-            ratio = entry_ratio(fresh[comp.key])
+            ratio = entry_ratio(fresh[comp.key], stat)
             comp.attempts.append(ratio)
             comp.contended = entry_contended(fresh[comp.key])
             comp.status = classify(comp.baseline, ratio, threshold)
@@ -163,6 +185,7 @@ def compare_with_retries(
     *,
     threshold: float = 0.25,
     retries: int = 2,
+    stat: str = DEFAULT_STAT,
 ) -> list[Comparison]:
     """Compare, then re-measure suspects up to `retries` times: only a key that stays worse fails.
 
@@ -171,12 +194,12 @@ def compare_with_retries(
     """
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
-    comparisons = compare_entries(list(baseline), current, threshold)
+    comparisons = compare_entries(list(baseline), current, threshold, stat)
     for attempt in range(1, retries + 1):
         bad = suspects(comparisons)
         if not bad:
             break
-        apply_remeasurement(comparisons, remeasure([c.key for c in bad], attempt), threshold)
+        apply_remeasurement(comparisons, remeasure([c.key for c in bad], attempt), threshold, stat)
     excuse_contended(comparisons)
     return comparisons
 

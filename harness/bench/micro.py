@@ -11,7 +11,8 @@ One entry per (pair, shape, threads, mode) reports:
 - time medians and IQRs of the pair and its comparison points (DESIGN.md section 5: always
   native exact, our exact and the pair under test side by side);
 - ratios; the headline `ratios.vs_reference` is the median of per-round ratios pair / reference
-  (robust to load bursts), `*_of_medians` the ratio of the medians;
+  (robust to load bursts), `*_of_medians` the ratio of the medians, `*_of_mins` the ratio of the
+  fastest calls (least disturbed; what --compare checks by default, see compare.py);
 - the reference: native ReLU for rules storing nothing, 1 bit or b-bit codes; native SiLU for
   rules storing x or y (smooth g). Target: ratio <= 1.15 eager, <= 1.0 compiled vs native eager;
 - bytes saved for backward per element (memory.py), next to the native reference's;
@@ -246,6 +247,13 @@ def _ratio(samples: dict[str, list[float]], num: str | None, den: str | None) ->
     return median(rounds), median(samples[num]) / median(samples[den]), iqr(rounds)
 
 
+def _ratio_of_mins(samples: dict[str, list[float]], num: str | None, den: str | None) -> float | None:
+    """min(num) / min(den): the ratio of the least disturbed calls (the regression check's default)."""
+    if num is None or den is None:
+        return None
+    return min(samples[num]) / min(samples[den])
+
+
 def _make_entry(
     spec: dict[str, Any], samples: dict[str, list[float]], shape_name: str, dims: tuple[int, ...],
     threads: ThreadSetting, memory: dict[str, SavedState | None], numel: int, element_size: int,
@@ -276,7 +284,9 @@ def _make_entry(
     entry["time_s"] = times
     r = {}
     r["vs_reference"], r["vs_reference_of_medians"], r["vs_reference_rounds_iqr"] = _ratio(samples, roles["pair"], roles["reference"])
+    r["vs_reference_of_mins"] = _ratio_of_mins(samples, roles["pair"], roles["reference"])
     r["vs_native_relu"], r["vs_native_relu_of_medians"], _ = _ratio(samples, roles["pair"], roles["native_relu"])
+    r["vs_native_relu_of_mins"] = _ratio_of_mins(samples, roles["pair"], roles["native_relu"])
     r["our_exact_vs_native_exact"], _, _ = _ratio(samples, roles.get("our_exact"), roles.get("native_exact"))
     r["our_exact_vs_reference"], _, _ = _ratio(samples, roles.get("our_exact"), roles["reference"])
     r["vs_our_exact"], _, _ = _ratio(samples, roles["pair"], roles.get("our_exact"))

@@ -115,7 +115,7 @@ def test_runs_keep_the_median_run_per_entry(fake_measurer, tmp_path):
     assert len(m.configs) == 3
     (e,) = load_document(out)["entries"]
     assert e["ratios"]["vs_reference"] == 2.0
-    assert e["runs"] == {"vs_reference": [3.0, 1.0, 2.0], "picked": 2}
+    assert e["runs"] == {"stat": "min", "ratios": [3.0, 1.0, 2.0], "picked": 2}
 
 
 def test_median_run_prefers_uncontended_runs(entry):
@@ -125,4 +125,21 @@ def test_median_run_prefers_uncontended_runs(entry):
             [entry("a", 0.9, threads="all", contended=True)], [entry("a", 4.0, threads="all"), entry("b", 2.0)]]
     a, b = median_run_entries(runs)
     assert a["ratios"]["vs_reference"] == 4.0 and a["runs"]["picked"] == 3  # lower median of the clean runs
-    assert b["runs"] == {"vs_reference": [None, None, None, 2.0], "picked": 3}
+    assert b["runs"] == {"stat": "min", "ratios": [None, None, None, 2.0], "picked": 3}
+
+
+def test_compare_stat_flag_selects_the_ratio(tmp_path, entry, fake_measurer):
+    base = _baseline(tmp_path, entry, {"relu/rectangular": 1.0, "relu/b_silu": 2.0})
+
+    class MedianWorse:
+        """Median ratio 50% worse, min ratio unchanged."""
+        configs = []
+
+        def __call__(self, config, log=None):
+            self.configs.append(config)
+            return [entry(p, {"relu/rectangular": 1.5, "relu/b_silu": 2.0}[p], shape=s, threads=t.label,
+                          min_ratio={"relu/rectangular": 1.0, "relu/b_silu": 2.0}[p])
+                    for s in config.shapes for t in config.thread_settings() for p in config.pairs]
+
+    assert _run(_argv(base), MedianWorse())[0] == 0  # default: min
+    assert _run(_argv(base, "--compare-stat", "median"), MedianWorse())[0] == 1

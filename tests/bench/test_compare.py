@@ -128,3 +128,11 @@ def test_a_clean_remeasurement_that_stays_worse_still_fails(entry):
     comps = cmp.compare_with_retries([entry("a", 1.0, threads="all")], [entry("a", 2.0, threads="all", contended=True)],
                                      remeasure, threshold=0.25, retries=1)
     assert comps[0].status == cmp.WORSE and cmp.exit_code(comps) == 1
+
+
+def test_stat_selects_the_compared_field(entry):
+    base, cur = [entry("a", 1.0)], [entry("a", 1.0, min_ratio=2.0)]
+    assert cmp.compare_entries(base, cur, 0.25)[0].status == cmp.WORSE  # default: min-based
+    assert cmp.compare_entries(base, cur, 0.25, stat="median")[0].status == cmp.OK
+    with pytest.raises(ValueError, match="statistic"):
+        cmp.compare_entries(base, cur, 0.25, stat="mean")
