@@ -15,10 +15,14 @@ Implementations:
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from . import kernels
 
 _SHIFTS: dict[torch.device, Tensor] = {}
 
@@ -115,6 +119,11 @@ def pack_interval(x: Tensor, interval) -> Tensor:
     On CPU the comparison and the packing both run in numpy: a bool-output compare in torch
     costs about as much as the whole native ReLU forward.
     """
+    if kernels.usable(x):
+        # One fused compare-and-pack pass (csrc/gate_kernels.cpp). Infinite ends are passed
+        # closed, so +-inf inputs fall inside exactly as `Interval.contains` (which skips them) says.
+        lo_inf, hi_inf = interval.lo == -math.inf, interval.hi == math.inf
+        return kernels.pack_interval(x.detach().reshape(-1), interval.lo, interval.hi, interval.closed_lo or lo_inf, interval.closed_hi or hi_inf)
     if x.device.type == "cpu" and x.dtype in _NUMPY_FLOATS and not torch.compiler.is_compiling():
         flat = x.detach().reshape(-1).numpy()
         return torch.from_numpy(np.packbits(interval.contains(flat), bitorder="little"))

@@ -27,6 +27,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from . import kernels
 from .packing import decode_levels, encode_codes, pack_bits, pack_interval, unpack_bits
 
 
@@ -210,6 +211,8 @@ class GateRule(BoundRule):
 
     def grad_input(self, grad_output, saved, meta, rng):
         lo, hi = self.levels
+        if kernels.usable(grad_output):  # one fused unpack-and-multiply pass
+            return kernels.gate_mul(grad_output, saved[0], lo, hi).view(meta.shape)
         if lo != 0.0:
             return grad_output * self.multiplier(saved, meta, grad_output, rng)
         grad = grad_output * self._gate(saved, meta, grad_output.device)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from harness.activations import kernels
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -65,5 +67,6 @@ def environment(device: torch.device) -> dict:
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "harness_version": harness_version(),
         "git_commit": git_commit(),
+        "activation_kernels": kernels.status(),  # compiled 1-bit gate kernels in use, or why not
     }
     return env

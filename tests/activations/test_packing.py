@@ -57,3 +57,39 @@ def test_codes_round_trip_and_match_bucketize(bits):
 def test_numpy_packbits_matches_our_layout():
     mask = np.random.default_rng(0).random(100) > 0.3
     assert torch.equal(pack_bits_reference(torch.from_numpy(mask)), torch.from_numpy(np.packbits(mask, bitorder="little")))
+
+
+@pytest.fixture(params=["kernels", "numpy"])
+def cpu_path(request, monkeypatch):
+    """Run a test through the compiled kernels and through the numpy fallback."""
+    from harness.activations import kernels
+
+    if request.param == "numpy":
+        monkeypatch.setenv("HARNESS_KERNELS", "0")
+    elif kernels.load() is None:
+        pytest.skip(f"compiled kernels unavailable: {kernels.status()['error']}")
+    return request.param
+
+
+SPECIAL = [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 0.5, -0.5, 1.0, -1.0]
+
+
+@pytest.mark.parametrize("n", [5, 8, 1003, 65539])
+@pytest.mark.parametrize("interval", [Interval(0, float("inf"), closed_lo=False), Interval(-0.5, 0.5), Interval(-1, 1, False, False),
+                                      Interval(0, float("inf")), Interval(-float("inf"), 0.5)])
+def test_fast_gate_packing_is_bit_identical_to_the_reference(cpu_path, n, interval):
+    x = torch.cat([torch.tensor(SPECIAL), torch.randn(n)])
+    assert torch.equal(pack_interval(x, interval), pack_bits_reference(interval.contains(x)))
+
+
+@pytest.mark.parametrize("forward,rule", [("relu", "exact"), ("relu", "rectangular"), ("leaky_relu", "exact"), ("hardsigmoid", "exact")])
+def test_fast_gate_backward_equals_the_reference_gradient(cpu_path, forward, rule):
+    from harness.activations import ActivationPair
+
+    x = torch.cat([torch.tensor(SPECIAL[1:]), torch.randn(10001)]).requires_grad_()
+    upstream = torch.randn(x.shape)
+    module = ActivationPair(forward, rule)
+    (grad,) = torch.autograd.grad(module(x), x, upstream)
+    interval_gate = module.spec.rule.interval.contains(x.detach())
+    lo, hi = module.spec.rule.levels
+    assert torch.equal(grad, upstream * torch.where(interval_gate, torch.tensor(hi), torch.tensor(lo)))

@@ -33,6 +33,7 @@ def test_entries_report_three_speeds_ratios_memory_and_bandwidth(tiny_entries):
         for role in ("pair", "reference", "native_relu", "our_exact", "copy"):
             assert e["time_s"][role]["n"] == 3 and e["time_s"][role]["median"] > 0
         assert e["ratios"]["vs_reference"] > 0 and e["ratios"]["vs_native_relu"] > 0
+        assert e["ratios"]["vs_reference_of_mins"] > 0 and e["ratios"]["vs_native_relu_of_mins"] > 0
         assert e["status"] in ("PASS", "MISS") and e["target"] == 1.15
         assert e["memory"]["matches_expected"] is True
         assert e["bandwidth"]["fraction"] > 0

@@ -1,0 +1,100 @@
+// Fused CPU kernels for 1-bit gate rules (float32, contiguous).
+//
+// pack_interval: one pass over x: compare 8 floats against [lo, hi], movemask -> one byte.
+//   Layout: element i -> byte i / 8, bit i % 8 (the same as harness/activations/packing.py).
+// gate_mul: one pass over grad: broadcast each byte to 8 lane masks, select grad * hi or
+//   grad * lo. Reads 4n + n/8 bytes and writes 4n: less than native ReLU's backward (12n).
+//
+// The Python reference (packing.pack_bits_reference) is the specification; tests check these
+// kernels against it bit for bit. Without AVX2 the scalar loops below do the same work.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <cstdint>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
+namespace {
+
+constexpr int64_t kGrainBytes = 8192;  // bytes of packed output per parallel task
+
+inline bool in_interval(float v, float lo, float hi, bool closed_lo, bool closed_hi) {
+  const bool above = closed_lo ? v >= lo : v > lo;
+  const bool below = closed_hi ? v <= hi : v < hi;
+  return above && below;
+}
+
+}  // namespace
+
+torch::Tensor pack_interval(torch::Tensor x, double lo_d, double hi_d, bool closed_lo, bool closed_hi) {
+  TORCH_CHECK(x.scalar_type() == torch::kFloat32 && x.is_contiguous() && x.device().is_cpu(),
+              "pack_interval needs a contiguous float32 CPU tensor");
+  const int64_t n = x.numel();
+  auto out = torch::empty({(n + 7) / 8}, x.options().dtype(torch::kUInt8));
+  const float* px = x.data_ptr<float>();
+  uint8_t* po = out.data_ptr<uint8_t>();
+  const float lo = static_cast<float>(lo_d), hi = static_cast<float>(hi_d);
+  const int64_t full = n / 8;
+  at::parallel_for(0, full, kGrainBytes, [&](int64_t b0, int64_t b1) {
+#ifdef __AVX2__
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    for (int64_t b = b0; b < b1; ++b) {
+      const __m256 v = _mm256_loadu_ps(px + 8 * b);
+      const __m256 m_lo = closed_lo ? _mm256_cmp_ps(v, vlo, _CMP_GE_OQ) : _mm256_cmp_ps(v, vlo, _CMP_GT_OQ);
+      const __m256 m_hi = closed_hi ? _mm256_cmp_ps(v, vhi, _CMP_LE_OQ) : _mm256_cmp_ps(v, vhi, _CMP_LT_OQ);
+      po[b] = static_cast<uint8_t>(_mm256_movemask_ps(_mm256_and_ps(m_lo, m_hi)));
+    }
+#else
+    for (int64_t b = b0; b < b1; ++b) {
+      uint8_t byte = 0;
+      for (int j = 0; j < 8; ++j) byte |= static_cast<uint8_t>(in_interval(px[8 * b + j], lo, hi, closed_lo, closed_hi)) << j;
+      po[b] = byte;
+    }
+#endif
+  });
+  if (full * 8 < n) {
+    uint8_t byte = 0;
+    for (int64_t i = full * 8; i < n; ++i) byte |= static_cast<uint8_t>(in_interval(px[i], lo, hi, closed_lo, closed_hi)) << (i - full * 8);
+    po[full] = byte;
+  }
+  return out;
+}
+
+torch::Tensor gate_mul(torch::Tensor grad, torch::Tensor packed, double lo_level_d, double hi_level_d) {
+  TORCH_CHECK(grad.scalar_type() == torch::kFloat32 && grad.is_contiguous() && grad.device().is_cpu(),
+              "gate_mul needs a contiguous float32 CPU gradient");
+  TORCH_CHECK(packed.scalar_type() == torch::kUInt8 && packed.is_contiguous(), "gate_mul needs packed uint8 bits");
+  const int64_t n = grad.numel();
+  TORCH_CHECK(packed.numel() >= (n + 7) / 8, "packed bits are too short for the gradient");
+  auto out = torch::empty_like(grad);
+  const float* pg = grad.data_ptr<float>();
+  const uint8_t* pb = packed.data_ptr<uint8_t>();
+  float* po = out.data_ptr<float>();
+  const float lo = static_cast<float>(lo_level_d), hi = static_cast<float>(hi_level_d);
+  const int64_t full = n / 8;
+  at::parallel_for(0, full, kGrainBytes, [&](int64_t b0, int64_t b1) {
+#ifdef __AVX2__
+    const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    for (int64_t b = b0; b < b1; ++b) {
+      const __m256i sel = _mm256_and_si256(_mm256_set1_epi32(pb[b]), lane_bits);
+      const __m256 mask = _mm256_castsi256_ps(_mm256_cmpeq_epi32(sel, lane_bits));
+      const __m256 g = _mm256_loadu_ps(pg + 8 * b);
+      // lo == 0 and hi == 1 (every plain gate): a single AND.
+      const __m256 r = (lo == 0.0f && hi == 1.0f) ? _mm256_and_ps(g, mask)
+                                                  : _mm256_mul_ps(g, _mm256_blendv_ps(vlo, vhi, mask));
+      _mm256_storeu_ps(po + 8 * b, r);
+    }
+#else
+    for (int64_t b = b0; b < b1; ++b)
+      for (int j = 0; j < 8; ++j) po[8 * b + j] = pg[8 * b + j] * (((pb[b] >> j) & 1) ? hi : lo);
+#endif
+  });
+  for (int64_t i = full * 8; i < n; ++i) po[i] = pg[i] * (((pb[i / 8] >> (i % 8)) & 1) ? hi : lo);
+  return out;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("pack_interval", &pack_interval, "Pack 1[x in interval] into bits (float32, contiguous)");
+  m.def("gate_mul", &gate_mul, "grad * (bit ? hi : lo) (float32, contiguous)");
+}

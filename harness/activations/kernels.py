@@ -1,0 +1,75 @@
+"""Optional compiled CPU kernels for 1-bit gate rules (csrc/gate_kernels.cpp).
+
+They fuse what the numpy path does in several passes: compare + pack in forward, unpack +
+multiply in backward (DESIGN.md section 5: parity with native ReLU needs this). Built on first
+use with torch.utils.cpp_extension (about a minute once; cached in
+~/.cache/torch_extensions), with AVX2 when the CPU has it. If the build fails, or
+HARNESS_KERNELS=0, the numpy path is used: same bits, a bit slower.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+_SOURCE = Path(__file__).parent / "csrc" / "gate_kernels.cpp"
+_lock = threading.Lock()
+_module = None
+_failed: str | None = None
+
+
+def _cpu_has_avx2() -> bool:
+    try:
+        return " avx2" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def enabled() -> bool:
+    """Whether the compiled kernels may be used (HARNESS_KERNELS != '0')."""
+    return os.environ.get("HARNESS_KERNELS", "1") != "0"
+
+
+def load():
+    """The compiled extension module, building it on first call; None if unavailable."""
+    global _module, _failed
+    if _module is not None or _failed is not None or not enabled():
+        return _module
+    with _lock:
+        if _module is None and _failed is None:
+            try:
+                from torch.utils.cpp_extension import load as load_extension
+
+                flags = ["-O3"] + (["-mavx2", "-mfma"] if _cpu_has_avx2() else [])
+                _module = load_extension(name="harness_gate_kernels", sources=[str(_SOURCE)], extra_cflags=flags, verbose=False)
+            except Exception as exc:  # no compiler, no ninja, ...: fall back, say why once
+                _failed = f"{type(exc).__name__}: {exc}"
+                log.warning("harness: compiled gate kernels unavailable, using the numpy path (%s)", _failed.splitlines()[0])
+    return _module
+
+
+def status() -> dict:
+    """For run records and benchmarks: are the kernels in use, and if not, why."""
+    return {"enabled": enabled(), "loaded": _module is not None, "error": _failed, "avx2": _cpu_has_avx2()}
+
+
+def usable(t: torch.Tensor) -> bool:
+    """True when `t` can go through the kernels (float32 on CPU, eager mode, kernels built)."""
+    return (
+        t.dtype == torch.float32 and t.device.type == "cpu" and not torch.compiler.is_compiling()
+        and enabled() and load() is not None
+    )
+
+
+def pack_interval(x: torch.Tensor, lo: float, hi: float, closed_lo: bool, closed_hi: bool) -> torch.Tensor:
+    """Packed 1[x in interval] (see csrc). Infinite ends must be passed as closed."""
+    return _module.pack_interval(x.contiguous(), lo, hi, closed_lo, closed_hi)
+
+
+def gate_mul(grad: torch.Tensor, packed: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """grad * (hi where the bit is set, lo elsewhere), in grad's shape."""
+    return _module.gate_mul(grad.contiguous(), packed, lo, hi)
