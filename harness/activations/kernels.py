@@ -70,6 +70,14 @@ def pack_interval(x: torch.Tensor, lo: float, hi: float, closed_lo: bool, closed
     return _module.pack_interval(x.contiguous(), lo, hi, closed_lo, closed_hi)
 
 
+FORWARD_OPS = {"relu": 1, "step": 2}  # forwards fused with the gate in `forward_pack`
+
+
+def forward_pack(x: torch.Tensor, op: int, lo: float, hi: float, closed_lo: bool, closed_hi: bool):
+    """(y, packed gate) in one pass: y = relu(x) (op 1) or step(x) (op 2), flat."""
+    return _module.forward_pack(x.contiguous(), op, lo, hi, closed_lo, closed_hi)
+
+
 def gate_mul(grad: torch.Tensor, packed: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """grad * (hi where the bit is set, lo elsewhere), in grad's shape."""
     return _module.gate_mul(grad.contiguous(), packed, lo, hi)

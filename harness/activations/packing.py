@@ -113,21 +113,76 @@ def unpack_bits(packed: Tensor, n: int) -> Tensor:
 _NUMPY_FLOATS = (torch.float32, torch.float64, torch.float16)
 
 
-def pack_interval(x: Tensor, interval) -> Tensor:
-    """Pack the gate 1[x in interval] (an `Interval`) into ceil(n/8) bytes.
+def interval_mask(x, lo: float, hi: float, closed_lo: bool, closed_hi: bool):
+    """Elementwise 1[x in interval] for a tensor or numpy array; infinite ends are skipped."""
+    parts = []
+    if lo != -math.inf:
+        parts.append(x >= lo if closed_lo else x > lo)
+    if hi != math.inf:
+        parts.append(x <= hi if closed_hi else x < hi)
+    if not parts:
+        return x == x  # the whole line (NaN excluded)
+    return parts[0] & parts[1] if len(parts) == 2 else parts[0]
 
-    On CPU the comparison and the packing both run in numpy: a bool-output compare in torch
-    costs about as much as the whole native ReLU forward.
-    """
+
+def _pack_interval_eager(x: Tensor, lo: float, hi: float, closed_lo: bool, closed_hi: bool) -> Tensor:
     if kernels.usable(x):
         # One fused compare-and-pack pass (csrc/gate_kernels.cpp). Infinite ends are passed
-        # closed, so +-inf inputs fall inside exactly as `Interval.contains` (which skips them) says.
-        lo_inf, hi_inf = interval.lo == -math.inf, interval.hi == math.inf
-        return kernels.pack_interval(x.detach().reshape(-1), interval.lo, interval.hi, interval.closed_lo or lo_inf, interval.closed_hi or hi_inf)
-    if x.device.type == "cpu" and x.dtype in _NUMPY_FLOATS and not torch.compiler.is_compiling():
+        # closed, so +-inf inputs fall inside exactly as `interval_mask` (which skips them) says.
+        return kernels.pack_interval(x.detach().reshape(-1), lo, hi, closed_lo or lo == -math.inf, closed_hi or hi == math.inf)
+    if x.device.type == "cpu" and x.dtype in _NUMPY_FLOATS:
+        # numpy's compare is ~8x faster than torch's bool-output compare on CPU.
         flat = x.detach().reshape(-1).numpy()
-        return torch.from_numpy(np.packbits(interval.contains(flat), bitorder="little"))
-    return pack_bits(interval.contains(x))
+        return torch.from_numpy(np.packbits(interval_mask(flat, lo, hi, closed_lo, closed_hi), bitorder="little"))
+    return _pack_eager(interval_mask(x, lo, hi, closed_lo, closed_hi))
+
+
+def _gate_mul_eager(grad: Tensor, packed: Tensor, lo: float, hi: float) -> Tensor:
+    if kernels.usable(grad):  # one fused unpack-and-multiply pass
+        return kernels.gate_mul(grad, packed, lo, hi).view(grad.shape)
+    # uint8 0/1: float * uint8 is ~3x faster than float * bool or torch.where on CPU.
+    gate = _unpack_eager(packed, grad.numel()).view(torch.uint8).view(grad.shape).to(grad.device)
+    if lo == 0.0:
+        out = grad * gate
+        return out if hi == 1.0 else out.mul_(hi)
+    return grad * gate.to(grad.dtype).mul_(hi - lo).add_(lo)
+
+
+# Under torch.compile the gate work runs as opaque ops: Inductor's own code for a bool compare,
+# packing and unpacking was 25-48x slower than native ReLU.
+@torch.library.custom_op("harness::pack_interval", mutates_args=())
+def _pack_interval_op(x: Tensor, lo: float, hi: float, closed_lo: bool, closed_hi: bool) -> Tensor:
+    return _pack_interval_eager(x, lo, hi, closed_lo, closed_hi)
+
+
+@_pack_interval_op.register_fake
+def _(x: Tensor, lo: float, hi: float, closed_lo: bool, closed_hi: bool) -> Tensor:
+    return x.new_empty((packed_size(x.numel()),), dtype=torch.uint8)
+
+
+@torch.library.custom_op("harness::gate_mul", mutates_args=())
+def _gate_mul_op(grad: Tensor, packed: Tensor, lo: float, hi: float) -> Tensor:
+    return _gate_mul_eager(grad, packed, lo, hi)
+
+
+@_gate_mul_op.register_fake
+def _(grad: Tensor, packed: Tensor, lo: float, hi: float) -> Tensor:
+    return torch.empty_like(grad, memory_format=torch.contiguous_format)
+
+
+def pack_interval(x: Tensor, interval) -> Tensor:
+    """Pack the gate 1[x in interval] (an `Interval`) into ceil(n/8) bytes."""
+    args = (float(interval.lo), float(interval.hi), bool(interval.closed_lo), bool(interval.closed_hi))
+    if torch.compiler.is_compiling():
+        return _pack_interval_op(x, *args)
+    return _pack_interval_eager(x, *args)
+
+
+def gate_mul(grad: Tensor, packed: Tensor, lo: float, hi: float) -> Tensor:
+    """grad * (hi where the packed bit is set, lo elsewhere), in grad's shape."""
+    if torch.compiler.is_compiling():
+        return _gate_mul_op(grad, packed, float(lo), float(hi))
+    return _gate_mul_eager(grad, packed, lo, hi)
 
 
 def pack_codes(codes: Tensor, bits: int) -> Tensor:

@@ -40,8 +40,7 @@ class _PairFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, spec: PairSpec) -> Tensor:
-        y = spec.forward(x)
-        saved = spec.rule.encode(x, y)
+        y, saved = spec.rule.forward_and_encode(x, spec.forward)
         ctx.spec = spec
         ctx.meta = StateMeta(x.shape, x.numel())
         ctx.save_for_backward(*saved)

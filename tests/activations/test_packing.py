@@ -93,3 +93,19 @@ def test_fast_gate_backward_equals_the_reference_gradient(cpu_path, forward, rul
     interval_gate = module.spec.rule.interval.contains(x.detach())
     lo, hi = module.spec.rule.levels
     assert torch.equal(grad, upstream * torch.where(interval_gate, torch.tensor(hi), torch.tensor(lo)))
+
+
+@pytest.mark.parametrize("forward", ["relu", "step"])
+@pytest.mark.parametrize("rule", ["exact", "rectangular", "clipped_ste", "positive_jam"])
+def test_fused_forward_and_gate_match_the_unfused_path(cpu_path, forward, rule):
+    from harness.activations import ActivationPair, make_pair
+    from harness.activations.packing import pack_bits_reference
+
+    x = torch.cat([torch.tensor(SPECIAL), torch.randn(4099)]).reshape(-1, 1)[:, 0]  # odd length
+    spec = make_pair(forward, rule)
+    if spec.rule.bits != 1:
+        pytest.skip(f"{forward}/{rule} is not a 1-bit rule")
+    y, saved = spec.rule.forward_and_encode(x, spec.forward)
+    assert torch.equal(y, spec.forward(x)) or torch.equal(torch.nan_to_num(y, nan=7.0), torch.nan_to_num(spec.forward(x), nan=7.0))
+    base = getattr(spec.rule, "base", spec.rule)
+    assert torch.equal(saved[0], pack_bits_reference(base.interval.contains(x)))

@@ -60,6 +60,57 @@ torch::Tensor pack_interval(torch::Tensor x, double lo_d, double hi_d, bool clos
   return out;
 }
 
+// forward_pack: y = f(x) and the packed gate in one pass over x, for the forwards whose
+// 1-bit pairs matter most: op 1 = relu (y = max(0, x), NaN kept), op 2 = step (y = 1[x > 0]).
+std::vector<torch::Tensor> forward_pack(torch::Tensor x, int64_t op, double lo_d, double hi_d, bool closed_lo, bool closed_hi) {
+  TORCH_CHECK(x.scalar_type() == torch::kFloat32 && x.is_contiguous() && x.device().is_cpu(),
+              "forward_pack needs a contiguous float32 CPU tensor");
+  TORCH_CHECK(op == 1 || op == 2, "forward_pack: op must be 1 (relu) or 2 (step)");
+  const int64_t n = x.numel();
+  auto y = torch::empty_like(x);
+  auto out = torch::empty({(n + 7) / 8}, x.options().dtype(torch::kUInt8));
+  const float* px = x.data_ptr<float>();
+  float* py = y.data_ptr<float>();
+  uint8_t* po = out.data_ptr<uint8_t>();
+  const float lo = static_cast<float>(lo_d), hi = static_cast<float>(hi_d);
+  auto scalar_f = [op](float v) { return op == 1 ? (v > 0.0f || v != v ? v : 0.0f) : (v > 0.0f ? 1.0f : 0.0f); };
+  const int64_t full = n / 8;
+  at::parallel_for(0, full, kGrainBytes, [&](int64_t b0, int64_t b1) {
+#ifdef __AVX2__
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    for (int64_t b = b0; b < b1; ++b) {
+      const __m256 v = _mm256_loadu_ps(px + 8 * b);
+      // max_ps returns its second operand when either is NaN: (zero, v) keeps NaN like torch.relu.
+      const __m256 r = op == 1 ? _mm256_max_ps(zero, v) : _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ), one);
+      _mm256_storeu_ps(py + 8 * b, r);
+      const __m256 m_lo = closed_lo ? _mm256_cmp_ps(v, vlo, _CMP_GE_OQ) : _mm256_cmp_ps(v, vlo, _CMP_GT_OQ);
+      const __m256 m_hi = closed_hi ? _mm256_cmp_ps(v, vhi, _CMP_LE_OQ) : _mm256_cmp_ps(v, vhi, _CMP_LT_OQ);
+      po[b] = static_cast<uint8_t>(_mm256_movemask_ps(_mm256_and_ps(m_lo, m_hi)));
+    }
+#else
+    for (int64_t b = b0; b < b1; ++b) {
+      uint8_t byte = 0;
+      for (int j = 0; j < 8; ++j) {
+        const float v = px[8 * b + j];
+        py[8 * b + j] = scalar_f(v);
+        byte |= static_cast<uint8_t>(in_interval(v, lo, hi, closed_lo, closed_hi)) << j;
+      }
+      po[b] = byte;
+    }
+#endif
+  });
+  if (full * 8 < n) {
+    uint8_t byte = 0;
+    for (int64_t i = full * 8; i < n; ++i) {
+      py[i] = scalar_f(px[i]);
+      byte |= static_cast<uint8_t>(in_interval(px[i], lo, hi, closed_lo, closed_hi)) << (i - full * 8);
+    }
+    po[full] = byte;
+  }
+  return {y, out};
+}
+
 torch::Tensor gate_mul(torch::Tensor grad, torch::Tensor packed, double lo_level_d, double hi_level_d) {
   TORCH_CHECK(grad.scalar_type() == torch::kFloat32 && grad.is_contiguous() && grad.device().is_cpu(),
               "gate_mul needs a contiguous float32 CPU gradient");
@@ -96,5 +147,6 @@ torch::Tensor gate_mul(torch::Tensor grad, torch::Tensor packed, double lo_level
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("pack_interval", &pack_interval, "Pack 1[x in interval] into bits (float32, contiguous)");
+  m.def("forward_pack", &forward_pack, "y = relu(x) or step(x), plus the packed interval gate, in one pass");
   m.def("gate_mul", &gate_mul, "grad * (bit ? hi : lo) (float32, contiguous)");
 }
