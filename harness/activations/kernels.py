@@ -78,6 +78,12 @@ def forward_pack(x: torch.Tensor, op: int, lo: float, hi: float, closed_lo: bool
     return _module.forward_pack(x.contiguous(), op, lo, hi, closed_lo, closed_hi)
 
 
+def jam_mul(grad: torch.Tensor, packed: torch.Tensor | None, key_a: int, key_b: int) -> torch.Tensor:
+    """grad * gate * u, u = hash_uniform(i; key_a, key_b) (see packing.hash_uniform_reference)."""
+    empty = torch.empty(0, dtype=torch.uint8)
+    return _module.jam_mul(grad.contiguous(), empty if packed is None else packed, key_a, key_b)
+
+
 def gate_mul(grad: torch.Tensor, packed: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """grad * (hi where the bit is set, lo elsewhere), in grad's shape."""
     return _module.gate_mul(grad.contiguous(), packed, lo, hi)

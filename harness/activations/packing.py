@@ -185,6 +185,41 @@ def gate_mul(grad: Tensor, packed: Tensor, lo: float, hi: float) -> Tensor:
     return _gate_mul_eager(grad, packed, lo, hi)
 
 
+_M32 = 0xFFFFFFFF
+
+
+def _mix32(h: Tensor) -> Tensor:
+    """murmur3's 32-bit finalizer on int64 tensors holding uint32 values."""
+    h = h ^ (h >> 16)
+    h = (h * 0x85EBCA6B) & _M32
+    h = h ^ (h >> 13)
+    h = (h * 0xC2B2AE35) & _M32
+    return h ^ (h >> 16)
+
+
+def hash_uniform_reference(n: int, key_a: int, key_b: int, device=None) -> Tensor:
+    """u_i = (mix(mix(i + key_a) ^ key_b) >> 8) / 2^24 for i < n: U(0,1) on a 2^-24 grid (float32).
+
+    A counter-based generator: element i of draw (key_a, key_b) is a pure function of them, so
+    the compiled kernel and this reference give identical numbers, in any order or thread count.
+    """
+    i = torch.arange(n, dtype=torch.int64, device=device)
+    h = _mix32(_mix32((i + key_a) & _M32) ^ key_b)
+    return (h >> 8).to(torch.float32) * (1.0 / 16777216.0)
+
+
+def jam_mul(grad: Tensor, packed: Tensor | None, key_a: int, key_b: int) -> Tensor:
+    """grad * gate * u with u from `hash_uniform_reference` (gate: packed bits, or none)."""
+    if kernels.usable(grad):
+        return kernels.jam_mul(grad, packed, key_a, key_b).view(grad.shape)
+    u = hash_uniform_reference(grad.numel(), key_a, key_b, grad.device).view(grad.shape)
+    g = grad * u.to(grad.dtype) if grad.dtype != torch.float32 else grad * u
+    if packed is None:
+        return g
+    gate = _unpack_eager(packed, grad.numel()).view(grad.shape).to(grad.device)
+    return g * gate.view(torch.uint8)
+
+
 def pack_codes(codes: Tensor, bits: int) -> Tensor:
     """Pack integer codes in [0, 2**bits) into `bits` bit planes (bits * ceil(n/8) bytes)."""
     flat = codes.reshape(-1)

@@ -28,7 +28,10 @@ import torch
 from torch import Tensor
 
 from . import kernels
-from .packing import decode_levels, encode_codes, gate_mul, interval_mask, pack_bits, pack_interval, unpack_bits
+from .packing import decode_levels, encode_codes, gate_mul, hash_uniform_reference, interval_mask, jam_mul, pack_bits, pack_interval, unpack_bits
+
+
+_M64 = 0xFFFFFFFFFFFFFFFF
 
 
 class Saves(str, enum.Enum):
@@ -52,9 +55,30 @@ class RandomSource:
         self.seed(seed)
 
     def seed(self, seed: int) -> None:
-        """Reset all generators to `seed`."""
+        """Reset all generators (and the hash-RNG draw counter) to `seed`."""
         self._seed = int(seed)
         self._generators: dict[torch.device, torch.Generator] = {}
+        self._draws = 0
+
+    def next_keys(self) -> tuple[int, int]:
+        """Two 32-bit keys for the next counter-based draw (jamming): splitmix64(seed, draw)."""
+        z = (self._seed * 0x9E3779B97F4A7C15 + self._draws * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) & _M64
+        self._draws += 1
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+        z ^= z >> 31
+        return z & 0xFFFFFFFF, z >> 32
+
+    def get_state(self) -> dict:
+        """Everything needed to replay the same draws (seed, draw counter, generator states)."""
+        return {"seed": self._seed, "draws": self._draws, "generators": {d: g.get_state() for d, g in self._generators.items()}}
+
+    def set_state(self, state: dict) -> None:
+        """Restore a `get_state()`; generators created since are dropped (re-created identically)."""
+        self._seed, self._draws = state["seed"], state["draws"]
+        self._generators = {d: g for d, g in self._generators.items() if d in state["generators"]}
+        for device, gen_state in state["generators"].items():
+            self._generators[device].set_state(gen_state)
 
     def generator(self, device: torch.device) -> torch.Generator | None:
         """The generator for `device`, created (and seeded) on first use.
@@ -251,7 +275,13 @@ class OutputRule(BoundRule):
 
 @dataclass(eq=False)
 class UniformJam(BoundRule):
-    """g = base(x) * U(0,1), U drawn fresh in every backward pass (Troiano et al. 'jamming')."""
+    """g = base(x) * U(0,1), U drawn fresh in every backward pass (Troiano et al. 'jamming').
+
+    U comes from a counter-based hash keyed by the RandomSource's next draw (24-bit resolution,
+    see packing.hash_uniform_reference): reproducible from the seed, and generated inside the
+    fused backward kernel instead of a separate torch.rand pass (which alone costs ~6x a ReLU).
+    Under torch.compile, U comes from torch's global RNG instead.
+    """
 
     base: BoundRule = field(default=None)
 
@@ -268,8 +298,20 @@ class UniformJam(BoundRule):
         return self.base.forward_and_encode(x, forward)
 
     def multiplier(self, saved, meta, like, rng):
-        u = torch.rand(meta.shape, generator=rng.generator(like.device), device=like.device, dtype=like.dtype)
+        if torch.compiler.is_compiling():
+            u = torch.rand(meta.shape, device=like.device, dtype=like.dtype)
+        else:
+            key_a, key_b = rng.next_keys()
+            u = hash_uniform_reference(meta.numel, key_a, key_b, like.device).view(meta.shape).to(like.dtype)
         return self.base.multiplier(saved, meta, like, rng) * u
+
+    def grad_input(self, grad_output, saved, meta, rng):
+        plain_gate = isinstance(self.base, GateRule) and self.base.levels == (0.0, 1.0)
+        no_gate = isinstance(self.base, ConstantRule) and self.base.value == 1.0
+        if torch.compiler.is_compiling() or not (plain_gate or no_gate):
+            return super().grad_input(grad_output, saved, meta, rng)
+        key_a, key_b = rng.next_keys()
+        return jam_mul(grad_output, saved[0] if plain_gate else None, key_a, key_b)
 
 
 @dataclass(eq=False)

@@ -82,10 +82,7 @@ def _preserved(model: nn.Module) -> Iterator[None]:
     seeded identically, on first use anyway).
     """
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
-    sources = [
-        (rng, rng._seed, dict(rng._generators), {d: g.get_state() for d, g in rng._generators.items()})
-        for rng in _random_sources(model)
-    ]
+    sources = [(rng, rng.get_state()) for rng in _random_sources(model)]
     cuda = sorted({t.device.index or 0 for t in [*model.parameters(), *model.buffers()] if t.device.type == "cuda"})
     try:
         with torch.random.fork_rng(devices=cuda):
@@ -94,10 +91,8 @@ def _preserved(model: nn.Module) -> Iterator[None]:
         with torch.no_grad():
             for buf, saved in buffers:
                 buf.copy_(saved)
-        for rng, seed, generators, states in sources:
-            rng._seed, rng._generators = seed, generators
-            for device, gen in generators.items():
-                gen.set_state(states[device])
+        for rng, state in sources:
+            rng.set_state(state)
 
 
 # ---------------------------------------------------------------------------- gradients

@@ -145,7 +145,75 @@ torch::Tensor gate_mul(torch::Tensor grad, torch::Tensor packed, double lo_level
   return out;
 }
 
+// jam_mul: grad * gate * u with u ~ U(0,1) from a counter-based hash (24 bits), for jamming rules.
+// u_i = (mix(mix(i + key_a) ^ key_b) >> 8) * 2^-24 with mix = murmur3's 32-bit finalizer; the
+// Python reference (packing.hash_uniform_reference) computes the same numbers with tensor ops.
+// `packed` empty: no gate (full jamming).
+namespace {
+inline uint32_t mix32(uint32_t h) {
+  h ^= h >> 16; h *= 0x85ebca6bu; h ^= h >> 13; h *= 0xc2b2ae35u; h ^= h >> 16;
+  return h;
+}
+inline float hash_uniform(uint32_t i, uint32_t ka, uint32_t kb) {
+  return static_cast<float>(mix32(mix32(i + ka) ^ kb) >> 8) * (1.0f / 16777216.0f);
+}
+#ifdef __AVX2__
+inline __m256i mix32_avx(__m256i h) {
+  h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
+  h = _mm256_mullo_epi32(h, _mm256_set1_epi32(static_cast<int>(0x85ebca6bu)));
+  h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 13));
+  h = _mm256_mullo_epi32(h, _mm256_set1_epi32(static_cast<int>(0xc2b2ae35u)));
+  return _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
+}
+#endif
+}  // namespace
+
+torch::Tensor jam_mul(torch::Tensor grad, torch::Tensor packed, int64_t key_a, int64_t key_b) {
+  TORCH_CHECK(grad.scalar_type() == torch::kFloat32 && grad.is_contiguous() && grad.device().is_cpu(),
+              "jam_mul needs a contiguous float32 CPU gradient");
+  const int64_t n = grad.numel();
+  TORCH_CHECK(n < (int64_t(1) << 32), "jam_mul: at most 2^32 elements per call");
+  const bool gated = packed.numel() > 0;
+  TORCH_CHECK(!gated || (packed.scalar_type() == torch::kUInt8 && packed.numel() >= (n + 7) / 8), "jam_mul: bad packed gate");
+  auto out = torch::empty_like(grad);
+  const float* pg = grad.data_ptr<float>();
+  const uint8_t* pb = gated ? packed.data_ptr<uint8_t>() : nullptr;
+  float* po = out.data_ptr<float>();
+  const uint32_t ka = static_cast<uint32_t>(key_a), kb = static_cast<uint32_t>(key_b);
+  const int64_t full = n / 8;
+  at::parallel_for(0, full, kGrainBytes, [&](int64_t b0, int64_t b1) {
+#ifdef __AVX2__
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i vka = _mm256_set1_epi32(static_cast<int>(ka)), vkb = _mm256_set1_epi32(static_cast<int>(kb));
+    const __m256 scale = _mm256_set1_ps(1.0f / 16777216.0f);
+    for (int64_t b = b0; b < b1; ++b) {
+      const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(8 * b))), lane);
+      const __m256i h = mix32_avx(_mm256_xor_si256(mix32_avx(_mm256_add_epi32(idx, vka)), vkb));
+      const __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(h, 8)), scale);
+      __m256 g = _mm256_mul_ps(_mm256_loadu_ps(pg + 8 * b), u);
+      if (gated) {
+        const __m256i sel = _mm256_and_si256(_mm256_set1_epi32(pb[b]), lane_bits);
+        g = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(sel, lane_bits)));
+      }
+      _mm256_storeu_ps(po + 8 * b, g);
+    }
+#else
+    for (int64_t i = 8 * b0; i < 8 * b1; ++i) {
+      const bool on = !gated || ((pb[i / 8] >> (i % 8)) & 1);
+      po[i] = on ? pg[i] * hash_uniform(static_cast<uint32_t>(i), ka, kb) : 0.0f;
+    }
+#endif
+  });
+  for (int64_t i = full * 8; i < n; ++i) {
+    const bool on = !gated || ((pb[i / 8] >> (i % 8)) & 1);
+    po[i] = on ? pg[i] * hash_uniform(static_cast<uint32_t>(i), ka, kb) : 0.0f;
+  }
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("jam_mul", &jam_mul, "grad * gate * U(0,1) from a counter-based hash");
   m.def("pack_interval", &pack_interval, "Pack 1[x in interval] into bits (float32, contiguous)");
   m.def("forward_pack", &forward_pack, "y = relu(x) or step(x), plus the packed interval gate, in one pass");
   m.def("gate_mul", &gate_mul, "grad * (bit ? hi : lo) (float32, contiguous)");
