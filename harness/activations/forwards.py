@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -224,6 +225,10 @@ def _(x):
 @register_forward("step")
 def step(x):
     """f(x) = 1[x > 0] (Heaviside), in the input dtype."""
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not torch.compiler.is_compiling():
+        # numpy writes the float result in one pass; torch's bool compare + cast costs ~7x more.
+        flat = x.detach().reshape(-1).numpy()
+        return torch.from_numpy(np.greater(flat, 0, out=np.empty(flat.shape, flat.dtype))).view(x.shape)
     return (x > 0).to(x.dtype)
 
 

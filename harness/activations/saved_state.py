@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from . import kernels
+from .fused import fused_grad
 from .packing import decode_levels, encode_codes, gate_mul, hash_uniform_reference, interval_mask, jam_mul, pack_bits, pack_interval, unpack_bits
 
 
@@ -256,6 +257,10 @@ class InputRule(BoundRule):
     def multiplier(self, saved, meta, like, rng):
         return self.fn(saved[0], **self.params)
 
+    def grad_input(self, grad_output, saved, meta, rng):
+        fused = fused_grad(self.fn, self.params, saved[0], grad_output)
+        return fused if fused is not None else grad_output * self.fn(saved[0], **self.params)
+
 
 @dataclass(eq=False)
 class OutputRule(BoundRule):
@@ -271,6 +276,10 @@ class OutputRule(BoundRule):
 
     def multiplier(self, saved, meta, like, rng):
         return self.fn(saved[0], **self.params)
+
+    def grad_input(self, grad_output, saved, meta, rng):
+        fused = fused_grad(self.fn, self.params, saved[0], grad_output)
+        return fused if fused is not None else grad_output * self.fn(saved[0], **self.params)
 
 
 @dataclass(eq=False)

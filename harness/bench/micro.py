@@ -109,6 +109,10 @@ def restrict(config: MicroConfig, *, pairs=None, shapes=None, threads=None, repe
 # --------------------------------------------------------------------------- candidates
 
 
+# Forwards whose native torch op is a smooth function with a fused backward kernel.
+SMOOTH_NATIVE = {"silu", "gelu", "tanh", "sigmoid", "elu", "selu", "celu", "mish", "softplus", "hardswish"}
+
+
 def _native_key(forward: BoundForward) -> str:
     # Default parameters -> the bare name, so that silu's native op and the SiLU reference
     # (same function) are one candidate and are timed once.
@@ -186,7 +190,13 @@ def _plan_group(
             pair_name = our_exact  # the pair is our exact: time it once
         else:
             pair_name = plan.add(f"pair:{p.name}", lambda p=p: _fwd_bwd(ActivationPair.from_spec(p.spec), x, grad))
-        roles = dict(pair=pair_name, reference=f"native:{p.reference}", native_relu="native:relu",
+        # A smooth pair is held to the native op of its own forward when that forward is itself
+        # a smooth native op (tanh/exact against torch.tanh: the "op of the same cost"), and to
+        # SiLU otherwise (relu/b_silu, step/fast_sigmoid).
+        reference = f"native:{p.reference}"
+        if p.reference == "silu" and native_exact is not None and fwd.name in SMOOTH_NATIVE:
+            reference = native_exact
+        roles = dict(pair=pair_name, reference=reference, native_relu="native:relu",
                      our_exact=our_exact, native_exact=native_exact, copy="copy")
         plan.entries.append(dict(kind="pair", mode="eager", bench_pair=p, roles=roles))
         if p.name in compiled:
