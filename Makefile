@@ -8,10 +8,11 @@ BIN         := $(VENV)/bin
 TORCH_SPEC  ?= torch==2.14.1 torchvision==0.29.1
 STAMP       := $(VENV)/.installed
 SWEEP       ?= quick
+MACHINE_KIND ?= cpu-2core
 export WANDB_MODE ?= disabled
 export WANDB_SILENT ?= true
 
-.PHONY: install test test-slow test-all sweep report bench bench-check clean
+.PHONY: install test test-slow test-all sweep report bench bench-check bench-baseline clean
 
 install: $(STAMP)
 
@@ -39,11 +40,14 @@ sweep: install  ## run the named experiment sweep (SWEEP=quick by default) and b
 report: install
 	$(BIN)/harness-report multirun/$(SWEEP)
 
-bench: install
-	$(BIN)/harness-bench
+bench: install  ## full micro benchmark (both shapes, 1 and all threads) and the macro training benchmark
+	$(BIN)/harness-bench --macro
 
-bench-check: install
-	$(BIN)/harness-bench --compare results/baselines/cpu-2core.json
+bench-check: install  ## CI speed gate: quick micro run, ratios compared with the committed baseline
+	$(BIN)/harness-bench --quick --compare results/baselines/$(MACHINE_KIND).json
+
+bench-baseline: install  ## refresh the baseline of this machine kind (commit the file)
+	$(BIN)/harness-bench --quick --runs 5 --json results/baselines/$(MACHINE_KIND).json
 
 clean:
 	rm -rf outputs multirun reports .pytest_cache

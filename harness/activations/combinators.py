@@ -5,12 +5,13 @@ They take their own parameters plus extra ones meant for the inner rule or forwa
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .definitions import FORWARDS, RULES, BoundForward, ParameterError, build_forward, register_rule
 from .fewbit import fit_rule
 from .registry import Param, choice, integer, nonnegative
-from .saved_state import BoundRule, CodeRule, GaussianNoise, InputRule, Saves
+from .saved_state import BoundRule, CodeRule, GateRule, GaussianNoise, InputRule, Interval, Saves
 
 
 def _no_extra(rule: str, extra: dict[str, Any]) -> None:
@@ -53,6 +54,12 @@ def _build_quantized(forward: BoundForward, *, bits: int, of: str, extra: dict[s
     # The fit depends on the target g only; key it by what determines g.
     key = repr(("quantized", of, sorted(extra.items()), forward.key() if of == "exact" or base.saves is Saves.OUTPUT else None))
     fit = fit_rule(key, lambda x: base.values(x), bits)
+    shown = {"bits": bits, "of": of, **extra}
+    if bits == 1 and fit.borders.numel() == 1:
+        # Two levels split at one border is a gate: store it as one and use the fused gate kernels.
+        border, (lo, hi) = float(fit.borders[0]), fit.levels.tolist()
+        return GateRule(name="quantized", params={}, shown_params=shown, forward_fn=forward,
+                        fn=lambda: Interval(border, math.inf, closed_lo=False), levels=(lo, hi))
     return CodeRule(
         name="quantized", params={}, shown_params={"bits": bits, "of": of, **extra}, forward_fn=forward,
         borders=fit.borders, levels_table=fit.levels, nbits=bits,

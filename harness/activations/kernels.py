@@ -84,6 +84,16 @@ def jam_mul(grad: torch.Tensor, packed: torch.Tensor | None, key_a: int, key_b: 
     return _module.jam_mul(grad.contiguous(), empty if packed is None else packed, key_a, key_b)
 
 
+def encode_codes(x: torch.Tensor, borders: torch.Tensor, bits: int) -> torch.Tensor:
+    """Planar-packed b-bit codes #{borders < x} (borders sorted float32)."""
+    return _module.encode_codes(x.contiguous(), borders, bits)
+
+
+def decode_mul(grad: torch.Tensor, packed: torch.Tensor, levels: torch.Tensor, bits: int) -> torch.Tensor:
+    """grad * levels[code] for codes stored by `encode_codes`."""
+    return _module.decode_mul(grad.contiguous(), packed, levels, bits)
+
+
 def gate_mul(grad: torch.Tensor, packed: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """grad * (hi where the bit is set, lo elsewhere), in grad's shape."""
     return _module.gate_mul(grad.contiguous(), packed, lo, hi)

@@ -246,6 +246,8 @@ def encode_codes(x: Tensor, borders: Tensor, bits: int) -> Tensor:
     `borders` must be sorted and in x's dtype. The numpy path counts comparisons for up to 15
     borders (vectorised) and binary-searches beyond that.
     """
+    if kernels.usable(x) and borders.dtype == torch.float32:
+        return kernels.encode_codes(x.detach().reshape(-1), borders.contiguous(), bits)
     if _use_numpy(x) and x.dtype in _NUMPY_FLOATS:
         flat = x.detach().reshape(-1).numpy()
         b = borders.numpy()
@@ -255,10 +257,19 @@ def encode_codes(x: Tensor, borders: Tensor, bits: int) -> Tensor:
                 codes += flat > border
         else:
             codes = np.searchsorted(b, flat, side="left").astype(np.uint8)
+            codes[np.isnan(flat)] = 0  # code = #{borders < x}: NaN compares false everywhere
         planes = [np.packbits((codes >> j) & 1, bitorder="little") for j in range(bits)]
         return torch.from_numpy(np.concatenate(planes) if bits > 1 else planes[0])
-    codes = torch.bucketize(x.reshape(-1), borders).to(torch.uint8)
+    flat = x.reshape(-1)
+    codes = torch.bucketize(flat, borders).masked_fill_(flat.isnan(), 0).to(torch.uint8)
     return pack_codes(codes, bits)
+
+
+def decode_mul(grad: Tensor, packed: Tensor, bits: int, levels: Tensor) -> Tensor:
+    """grad * levels[code] for the codes packed by `encode_codes` (fused kernel on CPU float32)."""
+    if kernels.usable(grad) and levels.dtype == torch.float32:
+        return kernels.decode_mul(grad, packed, levels.contiguous(), bits).view(grad.shape)
+    return grad * decode_levels(packed.to(grad.device), grad.numel(), bits, levels).view(grad.shape)
 
 
 def decode_levels(packed: Tensor, n: int, bits: int, levels: Tensor) -> Tensor:

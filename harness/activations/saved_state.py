@@ -29,7 +29,7 @@ from torch import Tensor
 
 from . import kernels
 from .fused import fused_grad
-from .packing import decode_levels, encode_codes, gate_mul, hash_uniform_reference, interval_mask, jam_mul, pack_bits, pack_interval, unpack_bits
+from .packing import decode_levels, decode_mul, encode_codes, gate_mul, hash_uniform_reference, interval_mask, jam_mul, pack_bits, pack_interval, unpack_bits
 
 
 _M64 = 0xFFFFFFFFFFFFFFFF
@@ -380,3 +380,7 @@ class CodeRule(BoundRule):
     def multiplier(self, saved, meta, like, rng):
         _, levels = self._tables(like.device, like.dtype)
         return decode_levels(saved[0].to(like.device), meta.numel, self.nbits, levels).view(meta.shape)
+
+    def grad_input(self, grad_output, saved, meta, rng):
+        _, levels = self._tables(grad_output.device, grad_output.dtype)
+        return decode_mul(grad_output, saved[0], self.nbits, levels)

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which ratio --compare checks: 'min' = min(pair)/min(reference) over the same rounds "
                         "(default; robust to neighbours on shared machines), 'median' = median of per-round ratios")
     p.add_argument("--retries", type=int, default=2, help="re-measure a suspicious pair up to this many times (default 2)")
+    p.add_argument("--macro", action="store_true",
+                   help="also run the macro benchmark: training steps/s of the MNIST-1D MLP and CNN, harness "
+                        "trainer vs a hand-written loop, relu/rectangular vs relu/exact (about a minute)")
     p.add_argument("--machine-kind", default=None, help=f"name of this machine kind in the JSON (default {machine_kind()})")
     return p
 
@@ -152,6 +155,13 @@ def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, out
     if any((e.get("contention") or {}).get("contended") for e in entries):
         log("note: some multi-thread rows were measured under contention (all* in the table); "
             "for a baseline, rerun when the machine is quieter")
+    if args.macro:
+        from .macro import format_macro, run_macro
+
+        macro_entries = run_macro(log=log)
+        print("\nmacro: training steps/s (1 thread, interleaved rounds; ratios are medians of per-round ratios)", file=out)
+        print(format_macro(macro_entries), file=out)
+        doc["macro"] = macro_entries
     status = 0
     if baseline is not None:
         comparisons = cmp.compare_with_retries(

@@ -151,3 +151,20 @@ def test_random_source_state_round_trip():
     again = (rng.next_keys(), torch.rand(3, generator=rng.generator(torch.device("cpu"))))
     assert first[0] == again[0] and torch.equal(first[1], again[1])
     assert RandomSource(6).next_keys() != RandomSource(5).next_keys()
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("n", [7, 8, 1003])
+def test_code_kernels_match_bucketize_and_the_level_lookup(cpu_path, bits, n):
+    from harness.activations.packing import decode_mul
+
+    gen = torch.Generator().manual_seed(bits * 1000 + n)
+    borders = torch.sort(torch.randn(2**bits - 1, generator=gen)).values
+    x = torch.cat([torch.tensor([float("nan"), float("inf"), -float("inf")]), torch.randn(n, generator=gen), borders])
+    packed = encode_codes(x, borders, bits)
+    codes = torch.bucketize(x, borders)
+    codes[0] = 0  # NaN: every comparison is false, so code 0 (bucketize puts NaN last)
+    assert torch.equal(packed, pack_codes(codes.to(torch.uint8), bits))
+    levels = torch.randn(2**bits, generator=gen)
+    grad = torch.randn(x.shape, generator=gen)
+    assert torch.equal(decode_mul(grad, packed, bits, levels), grad * levels[codes])

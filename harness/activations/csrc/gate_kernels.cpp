@@ -9,6 +9,7 @@
 // kernels against it bit for bit. Without AVX2 the scalar loops below do the same work.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <algorithm>
 #include <cstdint>
 #ifdef __AVX2__
 #include <immintrin.h>
@@ -212,7 +213,114 @@ torch::Tensor jam_mul(torch::Tensor grad, torch::Tensor packed, int64_t key_a, i
   return out;
 }
 
+// encode_codes: code(x) = #{borders < x} (borders sorted, at most 255), written as `bits` bit
+// planes of ceil(n/8) bytes each (plane p holds bit p of every code), in one pass over x.
+torch::Tensor encode_codes(torch::Tensor x, torch::Tensor borders, int64_t bits) {
+  TORCH_CHECK(x.scalar_type() == torch::kFloat32 && x.is_contiguous() && x.device().is_cpu(), "encode_codes needs contiguous float32 CPU x");
+  TORCH_CHECK(borders.scalar_type() == torch::kFloat32 && borders.is_contiguous() && borders.numel() < 256, "encode_codes: float32 borders, < 256");
+  TORCH_CHECK(bits >= 1 && bits <= 8, "encode_codes: bits in 1..8");
+  const int64_t n = x.numel(), stride = (n + 7) / 8, nb = borders.numel();
+  auto out = torch::zeros({bits * stride}, x.options().dtype(torch::kUInt8));
+  const float* px = x.data_ptr<float>();
+  const float* pb = borders.data_ptr<float>();
+  uint8_t* po = out.data_ptr<uint8_t>();
+  auto code_of = [&](float v) {
+    int c = 0;
+    for (int64_t k = 0; k < nb; ++k) c += v > pb[k];
+    return c;
+  };
+  at::parallel_for(0, stride, kGrainBytes, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t base = 8 * b, m = std::min<int64_t>(8, n - base);
+      int codes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+#ifdef __AVX2__
+      if (m == 8) {
+        const __m256 v = _mm256_loadu_ps(px + base);
+        __m256i c = _mm256_setzero_si256();
+        if (nb == (int64_t(1) << bits) - 1 && nb > 15) {
+          // Branchless binary search over the 2^bits - 1 sorted borders: `bits` gathers.
+          for (int64_t step = int64_t(1) << (bits - 1); step > 0; step >>= 1) {
+            const __m256i cand = _mm256_add_epi32(c, _mm256_set1_epi32(static_cast<int>(step)));
+            const __m256 border = _mm256_i32gather_ps(pb - 1, cand, 4);  // borders[cand - 1]
+            const __m256i gt = _mm256_castps_si256(_mm256_cmp_ps(v, border, _CMP_GT_OQ));
+            c = _mm256_blendv_epi8(c, cand, gt);
+          }
+        } else {
+          for (int64_t k = 0; k < nb; ++k)  // compare gives -1 where v > border: subtract it
+            c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_set1_ps(pb[k]), _CMP_GT_OQ)));
+        }
+        for (int64_t p = 0; p < bits; ++p) {
+          const __m256i bit = _mm256_slli_epi32(c, static_cast<int>(31 - p));  // bit p -> sign bit
+          po[p * stride + b] = static_cast<uint8_t>(_mm256_movemask_ps(_mm256_castsi256_ps(bit)));
+        }
+        continue;
+      }
+#endif
+      for (int64_t j = 0; j < m; ++j) codes[j] = code_of(px[base + j]);
+      for (int64_t p = 0; p < bits; ++p) {
+        uint8_t byte = 0;
+        for (int j = 0; j < 8; ++j) byte |= static_cast<uint8_t>((codes[j] >> p) & 1) << j;
+        po[p * stride + b] = byte;
+      }
+    }
+  });
+  return out;
+}
+
+// decode_mul: grad * levels[code] with codes read from `bits` planes, in one pass.
+torch::Tensor decode_mul(torch::Tensor grad, torch::Tensor packed, torch::Tensor levels, int64_t bits) {
+  TORCH_CHECK(grad.scalar_type() == torch::kFloat32 && grad.is_contiguous() && grad.device().is_cpu(), "decode_mul needs contiguous float32 CPU grad");
+  TORCH_CHECK(levels.scalar_type() == torch::kFloat32 && levels.is_contiguous() && levels.numel() >= (int64_t(1) << bits), "decode_mul: float32 levels, 2^bits of them");
+  const int64_t n = grad.numel(), stride = (n + 7) / 8;
+  TORCH_CHECK(packed.scalar_type() == torch::kUInt8 && packed.numel() >= bits * stride, "decode_mul: packed planes too short");
+  auto out = torch::empty_like(grad);
+  const float* pg = grad.data_ptr<float>();
+  const uint8_t* pp = packed.data_ptr<uint8_t>();
+  const float* pl = levels.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  at::parallel_for(0, stride, kGrainBytes, [&](int64_t b0, int64_t b1) {
+#ifdef __AVX2__
+    const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    float table[16] = {0};
+    for (int64_t k = 0; k < std::min<int64_t>(16, levels.numel()); ++k) table[k] = pl[k];
+    const __m256 lv_lo = _mm256_loadu_ps(table), lv_hi = _mm256_loadu_ps(table + 8);
+#endif
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t base = 8 * b, m = std::min<int64_t>(8, n - base);
+#ifdef __AVX2__
+      if (m == 8) {
+        __m256i code = _mm256_setzero_si256();
+        for (int64_t p = 0; p < bits; ++p) {
+          const __m256i sel = _mm256_and_si256(_mm256_set1_epi32(pp[p * stride + b]), lane_bits);
+          const __m256i bit = _mm256_srli_epi32(_mm256_cmpeq_epi32(sel, lane_bits), 31);  // 0 or 1
+          code = _mm256_or_si256(code, _mm256_slli_epi32(bit, static_cast<int>(p)));
+        }
+        __m256 lv;
+        if (bits <= 3) {  // up to 8 levels live in one register: an in-register permute, no gather
+          lv = _mm256_permutevar8x32_ps(lv_lo, code);
+        } else if (bits == 4) {  // 16 levels: two permutes, blended on bit 3
+          const __m256 hi8 = _mm256_castsi256_ps(_mm256_slli_epi32(code, 28));
+          lv = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lv_lo, code), _mm256_permutevar8x32_ps(lv_hi, code), hi8);
+        } else {
+          lv = _mm256_i32gather_ps(pl, code, 4);
+        }
+        _mm256_storeu_ps(po + base, _mm256_mul_ps(_mm256_loadu_ps(pg + base), lv));
+        continue;
+      }
+#endif
+      for (int64_t j = 0; j < m; ++j) {
+        int c = 0;
+        for (int64_t p = 0; p < bits; ++p) c |= ((pp[p * stride + b] >> j) & 1) << p;
+        po[base + j] = pg[base + j] * pl[c];
+      }
+    }
+  });
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("encode_codes", &encode_codes, "b-bit codes of x against sorted borders, packed in bit planes");
+  m.def("decode_mul", &decode_mul, "grad * levels[code] from packed bit planes");
   m.def("jam_mul", &jam_mul, "grad * gate * U(0,1) from a counter-based hash");
   m.def("pack_interval", &pack_interval, "Pack 1[x in interval] into bits (float32, contiguous)");
   m.def("forward_pack", &forward_pack, "y = relu(x) or step(x), plus the packed interval gate, in one pass");
