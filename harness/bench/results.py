@@ -18,18 +18,16 @@ Schema (version 1)::
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata
 import json
 import os
-import platform
-import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from harness.environment import environment as base_environment
+from harness.environment import usable_cpus
 
 from .compare import DEFAULT_STAT, entry_key, entry_ratio
 from .peers import PEERS
@@ -38,25 +36,6 @@ SCHEMA_VERSION = 1
 REQUIRED_TOP = ("schema_version", "benchmark", "created", "machine_kind", "environment", "settings", "entries")
 REQUIRED_ENTRY = ("pair", "kind", "mode", "shape", "dims", "threads", "num_threads", "saves", "reference",
                   "target", "status", "time_s", "ratios", "memory", "bandwidth")
-
-
-def cpu_model() -> str | None:
-    """The CPU's 'model name' from /proc/cpuinfo (Linux), else platform.processor()."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (affinity), falling back to os.cpu_count()."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def machine_kind() -> str:
@@ -68,24 +47,6 @@ def machine_kind() -> str:
     return f"cpu-{usable_cpus()}core"
 
 
-def git_commit() -> str | None:
-    """`git rev-parse HEAD` of the checkout holding this package, or None (no git, not a repo)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
-
-
-def harness_version() -> str | None:
-    """The installed distribution's version, or None when running from an uninstalled tree."""
-    try:
-        return importlib.metadata.version("harness")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def _loadavg() -> list[float] | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -94,20 +55,12 @@ def _loadavg() -> list[float] | None:
 
 
 def environment() -> dict[str, Any]:
-    """Provenance of a run: versions, CPU, threads, host, commit, peers, load average."""
+    """Provenance of a benchmark: the run-record environment plus numpy, peers and load average."""
     return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
+        **base_environment(torch.device("cpu")),
         "numpy": np.__version__,
-        "platform": platform.platform(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "affinity_cpus": usable_cpus(),
         "torch_num_threads": torch.get_num_threads(),
         "torch_num_interop_threads": torch.get_num_interop_threads(),
-        "hostname": socket.gethostname(),
-        "harness_version": harness_version(),
-        "git_commit": git_commit(),
         "peers": {p.package: p.version() for p in PEERS},
         "loadavg_start": _loadavg(),
     }

@@ -24,7 +24,7 @@ from harness.train.optimizers import build_optimizer
 from harness.train.schedules import build_scheduler
 from harness.train.trainer import Trainer, TrainerSettings, TrainingInterrupted
 
-from .environment import environment
+from harness.environment import environment
 from .record import SCHEMA_VERSION, write_record
 
 

@@ -98,7 +98,7 @@ def test_fast_gate_backward_equals_the_reference_gradient(cpu_path, forward, rul
 @pytest.mark.parametrize("forward", ["relu", "step"])
 @pytest.mark.parametrize("rule", ["exact", "rectangular", "clipped_ste", "positive_jam"])
 def test_fused_forward_and_gate_match_the_unfused_path(cpu_path, forward, rule):
-    from harness.activations import ActivationPair, make_pair
+    from harness.activations import make_pair
     from harness.activations.packing import pack_bits_reference
 
     x = torch.cat([torch.tensor(SPECIAL), torch.randn(4099)]).reshape(-1, 1)[:, 0]  # odd length

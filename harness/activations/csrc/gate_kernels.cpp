@@ -25,6 +25,15 @@ inline bool in_interval(float v, float lo, float hi, bool closed_lo, bool closed
   return above && below;
 }
 
+#ifdef __AVX2__
+// Bit j of the result = 1[lane j of v in the interval] (ordered compares: NaN is outside).
+inline uint8_t interval_bits(__m256 v, __m256 vlo, __m256 vhi, bool closed_lo, bool closed_hi) {
+  const __m256 m_lo = closed_lo ? _mm256_cmp_ps(v, vlo, _CMP_GE_OQ) : _mm256_cmp_ps(v, vlo, _CMP_GT_OQ);
+  const __m256 m_hi = closed_hi ? _mm256_cmp_ps(v, vhi, _CMP_LE_OQ) : _mm256_cmp_ps(v, vhi, _CMP_LT_OQ);
+  return static_cast<uint8_t>(_mm256_movemask_ps(_mm256_and_ps(m_lo, m_hi)));
+}
+#endif
+
 }  // namespace
 
 torch::Tensor pack_interval(torch::Tensor x, double lo_d, double hi_d, bool closed_lo, bool closed_hi) {
@@ -40,10 +49,7 @@ torch::Tensor pack_interval(torch::Tensor x, double lo_d, double hi_d, bool clos
 #ifdef __AVX2__
     const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
     for (int64_t b = b0; b < b1; ++b) {
-      const __m256 v = _mm256_loadu_ps(px + 8 * b);
-      const __m256 m_lo = closed_lo ? _mm256_cmp_ps(v, vlo, _CMP_GE_OQ) : _mm256_cmp_ps(v, vlo, _CMP_GT_OQ);
-      const __m256 m_hi = closed_hi ? _mm256_cmp_ps(v, vhi, _CMP_LE_OQ) : _mm256_cmp_ps(v, vhi, _CMP_LT_OQ);
-      po[b] = static_cast<uint8_t>(_mm256_movemask_ps(_mm256_and_ps(m_lo, m_hi)));
+      po[b] = interval_bits(_mm256_loadu_ps(px + 8 * b), vlo, vhi, closed_lo, closed_hi);
     }
 #else
     for (int64_t b = b0; b < b1; ++b) {
@@ -85,9 +91,7 @@ std::vector<torch::Tensor> forward_pack(torch::Tensor x, int64_t op, double lo_d
       // max_ps returns its second operand when either is NaN: (zero, v) keeps NaN like torch.relu.
       const __m256 r = op == 1 ? _mm256_max_ps(zero, v) : _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ), one);
       _mm256_storeu_ps(py + 8 * b, r);
-      const __m256 m_lo = closed_lo ? _mm256_cmp_ps(v, vlo, _CMP_GE_OQ) : _mm256_cmp_ps(v, vlo, _CMP_GT_OQ);
-      const __m256 m_hi = closed_hi ? _mm256_cmp_ps(v, vhi, _CMP_LE_OQ) : _mm256_cmp_ps(v, vhi, _CMP_LT_OQ);
-      po[b] = static_cast<uint8_t>(_mm256_movemask_ps(_mm256_and_ps(m_lo, m_hi)));
+      po[b] = interval_bits(v, vlo, vhi, closed_lo, closed_hi);
     }
 #else
     for (int64_t b = b0; b < b1; ++b) {

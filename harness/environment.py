@@ -1,4 +1,4 @@
-"""Provenance of a run: software versions, hardware, threads and the harness's git commit."""
+"""Provenance of a measurement (a run record or a benchmark): versions, hardware, threads, commit."""
 from __future__ import annotations
 
 import functools
@@ -12,7 +12,7 @@ import torch
 
 from harness.activations import kernels
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,6 +40,14 @@ def git_commit() -> str | None:
         return None
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity), falling back to os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def harness_version() -> str:
     """The installed harness package version."""
     try:
@@ -62,6 +70,7 @@ def environment(device: torch.device) -> dict:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "affinity_cpus": usable_cpus(),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
