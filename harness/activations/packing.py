@@ -208,8 +208,7 @@ def hash_uniform_reference(n: int, key_a: int, key_b: int, device=None) -> Tenso
     return (h >> 8).to(torch.float32) * (1.0 / 16777216.0)
 
 
-def jam_mul(grad: Tensor, packed: Tensor | None, key_a: int, key_b: int) -> Tensor:
-    """grad * gate * u with u from `hash_uniform_reference` (gate: packed bits, or none)."""
+def _jam_mul_eager(grad: Tensor, packed: Tensor | None, key_a: int, key_b: int) -> Tensor:
     if kernels.usable(grad):
         return kernels.jam_mul(grad, packed, key_a, key_b).view(grad.shape)
     u = hash_uniform_reference(grad.numel(), key_a, key_b, grad.device).view(grad.shape)
@@ -240,12 +239,7 @@ def _use_numpy(t: Tensor) -> bool:
     return t.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
-def encode_codes(x: Tensor, borders: Tensor, bits: int) -> Tensor:
-    """code(x) = #{borders < x} (= bucketize(x, borders)), packed into `bits` planes.
-
-    `borders` must be sorted and in x's dtype. The numpy path counts comparisons for up to 15
-    borders (vectorised) and binary-searches beyond that.
-    """
+def _encode_codes_eager(x: Tensor, borders: Tensor, bits: int) -> Tensor:
     if kernels.usable(x) and borders.dtype == torch.float32:
         return kernels.encode_codes(x.detach().reshape(-1), borders.contiguous(), bits)
     if _use_numpy(x) and x.dtype in _NUMPY_FLOATS:
@@ -265,8 +259,7 @@ def encode_codes(x: Tensor, borders: Tensor, bits: int) -> Tensor:
     return pack_codes(codes, bits)
 
 
-def decode_mul(grad: Tensor, packed: Tensor, bits: int, levels: Tensor) -> Tensor:
-    """grad * levels[code] for the codes packed by `encode_codes` (fused kernel on CPU float32)."""
+def _decode_mul_eager(grad: Tensor, packed: Tensor, bits: int, levels: Tensor) -> Tensor:
     if kernels.usable(grad) and levels.dtype == torch.float32:
         return kernels.decode_mul(grad, packed, levels.contiguous(), bits).view(grad.shape)
     return grad * decode_levels(packed.to(grad.device), grad.numel(), bits, levels).view(grad.shape)
@@ -282,3 +275,71 @@ def decode_levels(packed: Tensor, n: int, bits: int, levels: Tensor) -> Tensor:
             codes |= np.unpackbits(p[j * stride : (j + 1) * stride], count=n, bitorder="little") << j
         return torch.from_numpy(np.take(levels.numpy(), codes))
     return levels[unpack_codes(packed, n, bits)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry points. Under torch.compile they dispatch to opaque custom ops, so the compiled
+# graph calls the same fused kernels instead of Inductor's code for compares and bit packing.
+
+
+@torch.library.custom_op("harness::encode_codes", mutates_args=())
+def _encode_codes_op(x: Tensor, borders: Tensor, bits: int) -> Tensor:
+    return _encode_codes_eager(x, borders, bits)
+
+
+@_encode_codes_op.register_fake
+def _(x: Tensor, borders: Tensor, bits: int) -> Tensor:
+    return x.new_empty((bits * packed_size(x.numel()),), dtype=torch.uint8)
+
+
+@torch.library.custom_op("harness::decode_mul", mutates_args=())
+def _decode_mul_op(grad: Tensor, packed: Tensor, bits: int, levels: Tensor) -> Tensor:
+    return _decode_mul_eager(grad, packed, bits, levels)
+
+
+@_decode_mul_op.register_fake
+def _(grad: Tensor, packed: Tensor, bits: int, levels: Tensor) -> Tensor:
+    return torch.empty_like(grad, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("harness::jam_mul", mutates_args=())
+def _jam_mul_op(grad: Tensor, packed: Tensor, keys: Tensor) -> Tensor:
+    key_a, key_b = (int(k) & _M32 for k in keys.tolist())
+    return _jam_mul_eager(grad, packed if packed.numel() else None, key_a, key_b)
+
+
+@_jam_mul_op.register_fake
+def _(grad: Tensor, packed: Tensor, keys: Tensor) -> Tensor:
+    return torch.empty_like(grad, memory_format=torch.contiguous_format)
+
+
+def encode_codes(x: Tensor, borders: Tensor, bits: int) -> Tensor:
+    """code(x) = #{borders < x} (= bucketize(x, borders); NaN -> 0), packed into `bits` planes.
+
+    `borders` must be sorted and in x's dtype. The fused kernel (CPU float32) counts
+    comparisons for up to 15 borders and binary-searches beyond; numpy and torch paths agree.
+    """
+    if torch.compiler.is_compiling():
+        return _encode_codes_op(x, borders, bits)
+    return _encode_codes_eager(x, borders, bits)
+
+
+def decode_mul(grad: Tensor, packed: Tensor, bits: int, levels: Tensor) -> Tensor:
+    """grad * levels[code] for the codes packed by `encode_codes` (fused kernel on CPU float32)."""
+    if torch.compiler.is_compiling():
+        return _decode_mul_op(grad, packed, bits, levels)
+    return _decode_mul_eager(grad, packed, bits, levels)
+
+
+def jam_mul(grad: Tensor, packed: Tensor | None, key_a: int | None, key_b: int | None) -> Tensor:
+    """grad * gate * u with u from `hash_uniform_reference` (gate: packed bits, or none).
+
+    Under torch.compile the keys are drawn inside the graph from torch's global RNG (a Python
+    int would be baked into the graph as a constant, repeating the same draws every step), so
+    pass None for both there.
+    """
+    if torch.compiler.is_compiling():
+        keys = torch.randint(0, 2**31 - 1, (2,), dtype=torch.int64)
+        empty = torch.empty(0, dtype=torch.uint8, device=grad.device)
+        return _jam_mul_op(grad, packed if packed is not None else empty, keys)
+    return _jam_mul_eager(grad, packed, key_a, key_b)

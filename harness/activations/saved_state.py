@@ -317,9 +317,10 @@ class UniformJam(BoundRule):
     def grad_input(self, grad_output, saved, meta, rng):
         plain_gate = isinstance(self.base, GateRule) and self.base.levels == (0.0, 1.0)
         no_gate = isinstance(self.base, ConstantRule) and self.base.value == 1.0
-        if torch.compiler.is_compiling() or not (plain_gate or no_gate):
+        if not (plain_gate or no_gate):
             return super().grad_input(grad_output, saved, meta, rng)
-        key_a, key_b = rng.next_keys()
+        # Compiled graphs draw their keys in-graph (see packing.jam_mul).
+        key_a, key_b = (None, None) if torch.compiler.is_compiling() else rng.next_keys()
         return jam_mul(grad_output, saved[0] if plain_gate else None, key_a, key_b)
 
 
