@@ -343,3 +343,30 @@ def jam_mul(grad: Tensor, packed: Tensor | None, key_a: int | None, key_b: int |
         empty = torch.empty(0, dtype=torch.uint8, device=grad.device)
         return _jam_mul_op(grad, packed if packed is not None else empty, keys)
     return _jam_mul_eager(grad, packed, key_a, key_b)
+
+
+def _forward_pack_eager(x: Tensor, op: int, lo: float, hi: float, closed_lo: bool, closed_hi: bool) -> tuple[Tensor, Tensor]:
+    if kernels.usable(x):
+        y, packed = kernels.forward_pack(x.detach().reshape(-1), op, lo, hi, closed_lo, closed_hi)
+        return y.view(x.shape), packed
+    y = torch.relu(x) if op == kernels.FORWARD_OPS["relu"] else (x > 0).to(x.dtype)
+    return y, _pack_interval_eager(x, lo, hi, closed_lo, closed_hi)
+
+
+@torch.library.custom_op("harness::forward_pack", mutates_args=())
+def _forward_pack_op(x: Tensor, op: int, lo: float, hi: float, closed_lo: bool, closed_hi: bool) -> tuple[Tensor, Tensor]:
+    return _forward_pack_eager(x, op, lo, hi, closed_lo, closed_hi)
+
+
+@_forward_pack_op.register_fake
+def _(x: Tensor, op: int, lo: float, hi: float, closed_lo: bool, closed_hi: bool) -> tuple[Tensor, Tensor]:
+    return torch.empty_like(x, memory_format=torch.contiguous_format), x.new_empty((packed_size(x.numel()),), dtype=torch.uint8)
+
+
+def forward_pack(x: Tensor, op: int, interval) -> tuple[Tensor, Tensor]:
+    """(y, packed gate) with y = relu(x) (op 1) or step(x) (op 2), fused in one pass on CPU float32."""
+    args = (op, float(interval.lo), float(interval.hi),
+            bool(interval.closed_lo or interval.lo == -math.inf), bool(interval.closed_hi or interval.hi == math.inf))
+    if torch.compiler.is_compiling():
+        return _forward_pack_op(x, *args)
+    return _forward_pack_eager(x, *args)

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from . import kernels
 from .fused import fused_grad
-from .packing import decode_levels, decode_mul, encode_codes, gate_mul, hash_uniform_reference, interval_mask, jam_mul, pack_bits, pack_interval, unpack_bits
+from .packing import decode_levels, decode_mul, encode_codes, forward_pack, gate_mul, hash_uniform_reference, interval_mask, jam_mul, pack_bits, pack_interval, unpack_bits
 
 
 _M64 = 0xFFFFFFFFFFFFFFFF
@@ -225,11 +225,10 @@ class GateRule(BoundRule):
 
     def forward_and_encode(self, x, forward):
         op = kernels.FORWARD_OPS.get(getattr(forward, "name", None))
-        if op is not None and self.interval is not None and not forward.params and kernels.usable(x):
-            i = self.interval
-            y, packed = kernels.forward_pack(x.detach().reshape(-1), op, i.lo, i.hi,
-                                             i.closed_lo or i.lo == -math.inf, i.closed_hi or i.hi == math.inf)
-            return y.view(x.shape), (packed,)
+        fusable = x.device.type == "cpu" and x.dtype == torch.float32 and kernels.enabled() and kernels.load() is not None
+        if op is not None and self.interval is not None and not forward.params and fusable:
+            y, packed = forward_pack(x, op, self.interval)
+            return y, (packed,)
         return super().forward_and_encode(x, forward)
 
     def multiplier(self, saved, meta, like, rng):
