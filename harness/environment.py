@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from harness.activations import kernels
+from harness.activations import fused, kernels
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,6 +76,7 @@ def environment(device: torch.device) -> dict:
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "harness_version": harness_version(),
         "git_commit": git_commit(),
-        "activation_kernels": kernels.status(),  # compiled 1-bit gate kernels in use, or why not
+        "activation_kernels": kernels.status(),  # compiled gate/code/jam kernels in use, or why not
+        "fused_smooth_backward": fused.enabled(),  # smooth rules' backward compiled (HARNESS_FUSE)
     }
     return env

@@ -61,7 +61,7 @@ def _build_quantized(forward: BoundForward, *, bits: int, of: str, extra: dict[s
         return GateRule(name="quantized", params={}, shown_params=shown, forward_fn=forward,
                         fn=lambda: Interval(border, math.inf, closed_lo=False), levels=(lo, hi))
     return CodeRule(
-        name="quantized", params={}, shown_params={"bits": bits, "of": of, **extra}, forward_fn=forward,
+        name="quantized", params={}, shown_params=shown, forward_fn=forward,
         borders=fit.borders, levels_table=fit.levels, nbits=bits,
     )
 

@@ -148,7 +148,11 @@ def fit_rule(key: str, g_fn: Callable[[Tensor], Tensor], bits: int) -> FewBitFit
 
     `key` identifies the rule and its parameters; it must change whenever g_fn does.
     """
-    full_key = hashlib.sha256(json.dumps([key, bits, GRID_POINTS, GRID_RANGE, FIT_VERSION]).encode()).hexdigest()[:20]
+    # The key also hashes g itself, sampled finely: editing a rule's formula (or anything the
+    # name and parameters do not capture) can never return a stale fit from the disk cache.
+    probe = g_fn(torch.linspace(-GRID_RANGE, GRID_RANGE, 4097, dtype=torch.float64)).to(torch.float64)
+    content = hashlib.sha256(probe.numpy().tobytes()).hexdigest()
+    full_key = hashlib.sha256(json.dumps([key, content, bits, GRID_POINTS, GRID_RANGE, FIT_VERSION]).encode()).hexdigest()[:20]
     if full_key in _MEMORY:
         return _MEMORY[full_key]
     path = _cache_dir() / f"{full_key}.pt"

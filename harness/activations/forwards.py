@@ -1,7 +1,7 @@
 """Forward functions f(x) and their exact derivatives f'(x), in closed form.
 
 Each forward calls torch's native op, so the pair's forward costs what the native activation
-costs. Each derivative declares the least state it needs (DESIGN.md section 2): piecewise-linear
+costs. Each derivative declares the least state it needs (docs/DESIGN.md section 2): piecewise-linear
 functions need one bit per element, smooth ones x or y.
 """
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import types
 from typing import Any, Callable
 
 import torch
@@ -31,12 +32,17 @@ def fused_grad(fn: Callable[..., Tensor], params: dict[str, Any], saved: Tensor,
     if (not enabled() or torch.compiler.is_compiling() or saved.numel() < FUSE_MIN_NUMEL
             or saved.dtype not in (torch.float32, torch.float64, torch.bfloat16, torch.float16)):
         return None
-    key = (fn, tuple(sorted(params.items())), saved.device.type)
+    key = (fn, tuple(sorted(params.items())), saved.device.type, saved.dtype)
     if key not in _compiled:
         def grad(s: Tensor, g: Tensor) -> Tensor:
             return g * fn(s, **params)
 
-        _compiled[key] = torch.compile(grad, dynamic=True, fullgraph=True)
+        # Dynamo caches compiled code per code object, with a small recompile limit: one shared
+        # `grad` code object for every rule would stop fusing after 8 (rule, dtype) variants.
+        # A fresh code object per key gives each its own cache entry.
+        name = f"fused_grad_{len(_compiled)}"
+        unique = types.FunctionType(grad.__code__.replace(co_name=name), grad.__globals__, name, None, grad.__closure__)
+        _compiled[key] = torch.compile(unique, dynamic=True, fullgraph=True)
     compiled = _compiled[key]
     if compiled is None:
         return None
@@ -45,5 +51,5 @@ def fused_grad(fn: Callable[..., Tensor], params: dict[str, Any], saved: Tensor,
     except Exception as exc:  # no C++ compiler, unsupported op, ...: stay correct, warn once
         _compiled[key] = None
         log.warning("harness: could not fuse the backward of %s (%s: %s); using the eager formula",
-                    getattr(fn, "__name__", fn), type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+                    getattr(fn, "__qualname__", fn), type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         return None

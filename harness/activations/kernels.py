@@ -1,7 +1,7 @@
 """Optional compiled CPU kernels for 1-bit gate rules (csrc/gate_kernels.cpp).
 
 They fuse what the numpy path does in several passes: compare + pack in forward, unpack +
-multiply in backward (DESIGN.md section 5: parity with native ReLU needs this). Built on first
+multiply in backward (docs/DESIGN.md section 5: parity with native ReLU needs this). Built on first
 use with torch.utils.cpp_extension (about a minute once; cached in
 ~/.cache/torch_extensions), with AVX2 when the CPU has it. If the build fails, or
 HARNESS_KERNELS=0, the numpy path is used: same bits, a bit slower.

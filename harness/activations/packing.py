@@ -8,7 +8,7 @@ every code, concatenated: b * ceil(n / 8) bytes, i.e. at most ceil(n * b / 8) + 
 Implementations:
 - `*_reference`: plain tensor ops, any device. The reference every fast path is tested against.
 - CPU fast path: numpy's packbits/unpackbits, which are SIMD-vectorised (the tensor-op version
-  is 5-30x slower than a ReLU on CPU, see DESIGN.md section 5).
+  is 5-30x slower than a ReLU on CPU, see docs/DESIGN.md section 5).
 - Under torch.compile the functions dispatch to `harness::pack_bits` / `harness::unpack_bits`
   custom ops, which are opaque to Inductor, so the pair traces without graph breaks and the
   numpy kernel still runs.
@@ -134,18 +134,23 @@ def _pack_interval_eager(x: Tensor, lo: float, hi: float, closed_lo: bool, close
         # numpy's compare is ~8x faster than torch's bool-output compare on CPU.
         flat = x.detach().reshape(-1).numpy()
         return torch.from_numpy(np.packbits(interval_mask(flat, lo, hi, closed_lo, closed_hi), bitorder="little"))
+    if x.dtype in (torch.bfloat16, torch.float16):
+        x = x.float()  # compare against the exact bounds, not bounds rounded to 8-11 bits
     return _pack_eager(interval_mask(x, lo, hi, closed_lo, closed_hi))
 
 
 def _gate_mul_eager(grad: Tensor, packed: Tensor, lo: float, hi: float) -> Tensor:
     if kernels.usable(grad):  # one fused unpack-and-multiply pass
         return kernels.gate_mul(grad, packed, lo, hi).view(grad.shape)
-    # uint8 0/1: float * uint8 is ~3x faster than float * bool or torch.where on CPU.
-    gate = _unpack_eager(packed, grad.numel()).view(torch.uint8).view(grad.shape).to(grad.device)
-    if lo == 0.0:
-        out = grad * gate
-        return out if hi == 1.0 else out.mul_(hi)
-    return grad * gate.to(grad.dtype).mul_(hi - lo).add_(lo)
+    gate = _unpack_eager(packed, grad.numel()).view(grad.shape).to(grad.device)
+    if lo != 0.0:
+        return torch.where(gate, grad * hi, grad * lo)
+    # float * uint8 0/1 is ~3x faster than torch.where on CPU, but NaN * 0 = NaN: keep the
+    # select semantics of native ReLU's backward (0 outside the gate) for non-finite gradients.
+    if not torch.isfinite(grad).all():
+        return torch.where(gate, grad * hi, torch.zeros((), dtype=grad.dtype, device=grad.device))
+    out = grad * gate.view(torch.uint8)
+    return out if hi == 1.0 else out.mul_(hi)
 
 
 # Under torch.compile the gate work runs as opaque ops: Inductor's own code for a bool compare,
@@ -216,7 +221,7 @@ def _jam_mul_eager(grad: Tensor, packed: Tensor | None, key_a: int, key_b: int) 
     if packed is None:
         return g
     gate = _unpack_eager(packed, grad.numel()).view(grad.shape).to(grad.device)
-    return g * gate.view(torch.uint8)
+    return torch.where(gate, g, torch.zeros((), dtype=g.dtype, device=g.device))  # 0 outside, even for NaN
 
 
 def pack_codes(codes: Tensor, bits: int) -> Tensor:

@@ -103,6 +103,8 @@ class Param:
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParameterError(f"{owner}: {name}={value!r} must be {self.allowed()}.")
+        if not math.isfinite(value):
+            raise ParameterError(f"{owner}: {name}={value!r} is out of range; {name} must be {self.allowed()}.")
         if self.integer:
             if float(value) != int(value):
                 raise ParameterError(f"{owner}: {name}={value!r} must be {self.allowed()}.")

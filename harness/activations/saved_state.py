@@ -1,7 +1,7 @@
 """Bound backward rules: what each kind of rule saves in the forward pass and how it turns that
 state back into dL/dx = dL/dy * g(x) in the backward pass.
 
-Storage per element (DESIGN.md section 2):
+Storage per element (docs/DESIGN.md section 2):
 
 | `Saves`   | stored                          | example rules                          |
 |-----------|---------------------------------|----------------------------------------|
@@ -35,6 +35,14 @@ from .packing import decode_levels, decode_mul, encode_codes, forward_pack, gate
 _M64 = 0xFFFFFFFFFFFFFFFF
 
 
+def _splitmix64(z: int) -> int:
+    """The splitmix64 finalizer: a well-mixed 64-bit value from any integer."""
+    z &= _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
 class Saves(str, enum.Enum):
     """What a rule stores for backward."""
 
@@ -63,11 +71,8 @@ class RandomSource:
 
     def next_keys(self) -> tuple[int, int]:
         """Two 32-bit keys for the next counter-based draw (jamming): splitmix64(seed, draw)."""
-        z = (self._seed * 0x9E3779B97F4A7C15 + self._draws * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) & _M64
+        z = _splitmix64(self._seed * 0x9E3779B97F4A7C15 + self._draws * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB)
         self._draws += 1
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
-        z ^= z >> 31
         return z & 0xFFFFFFFF, z >> 32
 
     def get_state(self) -> dict:
@@ -93,7 +98,9 @@ class RandomSource:
         device = torch.device(device)
         if device not in self._generators:
             gen = torch.Generator(device=device)
-            gen.manual_seed(self._seed)
+            # Not the run seed itself: torch.manual_seed(seed) already drives weight init, and
+            # the noise rule must not replay the bits that initialised the weights.
+            gen.manual_seed(_splitmix64(self._seed ^ 0x5EED_0F_5A1A) & ((1 << 63) - 1))
             self._generators[device] = gen
         return self._generators[device]
 
@@ -234,7 +241,8 @@ class GateRule(BoundRule):
     def multiplier(self, saved, meta, like, rng):
         lo, hi = self.levels
         gate = unpack_bits(saved[0], meta.numel).view(meta.shape).to(like.device)
-        return torch.where(gate, torch.tensor(hi, dtype=like.dtype), torch.tensor(lo, dtype=like.dtype))
+        return torch.where(gate, torch.tensor(hi, dtype=like.dtype, device=like.device),
+                           torch.tensor(lo, dtype=like.dtype, device=like.device))
 
     def grad_input(self, grad_output, saved, meta, rng):
         lo, hi = self.levels

@@ -3,7 +3,7 @@
 A ratio (pair time / native reference time, measured interleaved in the same process) is far
 more stable across load and clock changes than a time, so it can be compared between runs on
 the same kind of machine (asv/pytest-benchmark compare medians; on a shared machine we compare
-ratios, DESIGN.md section 4).
+ratios, docs/DESIGN.md section 4).
 
 Which ratio (`stat`):
 - "min" (default): min(pair times) / min(reference times) over the same interleaved rounds.

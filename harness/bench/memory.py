@@ -2,7 +2,7 @@
 
 Every tensor autograd keeps for the backward pass goes through the pack hook (torch's own ops
 and `ctx.save_for_backward` in custom Functions alike), so the sum of their sizes is what the
-graph holds. Expected values per element (DESIGN.md section 2): 0 for constant rules, 1/8 for
+graph holds. Expected values per element (docs/DESIGN.md section 2): 0 for constant rules, 1/8 for
 1-bit rules, b/8 for b-bit codes, the element size for rules that keep x or y. Native ReLU keeps
 its output: 4 bytes per float32 element.
 """

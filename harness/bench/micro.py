@@ -8,7 +8,7 @@ A candidate's call is `torch.autograd.grad(f(x), x, grad_out)`: one forward and 
 no accumulation into `.grad`.
 
 One entry per (pair, shape, threads, mode) reports:
-- time medians and IQRs of the pair and its comparison points (DESIGN.md section 5: always
+- time medians and IQRs of the pair and its comparison points (docs/DESIGN.md section 5: always
   native exact, our exact and the pair under test side by side);
 - ratios; the headline `ratios.vs_reference` is the median of per-round ratios pair / reference
   (robust to load bursts), `*_of_medians` the ratio of the medians, `*_of_mins` the ratio of the

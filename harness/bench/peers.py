@@ -11,7 +11,7 @@ compare: `pip install freegrad snntorch`.
   Heaviside forward, 1 / (1 + k|x|)^2 backward; it also saves the full input.
   Equivalent harness pair: step/fast_sigmoid.
 
-DESIGN.md section 3 measured them at 3.2x and 6x native ReLU (one thread, 256x4096 float32).
+docs/DESIGN.md section 3 measured them at 3.2x and 6x native ReLU (one thread, 256x4096 float32).
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ import torch
 from harness.activations import PairSpec, Saves, make_pair
 
 # A representative set: every storage kind (nothing, 1 bit, b-bit codes, input, output), a
-# stochastic rule, and the DESIGN.md examples (ReLU with rectangular / B-SiLU, Heaviside with
+# stochastic rule, and the docs/DESIGN.md examples (ReLU with rectangular / B-SiLU, Heaviside with
 # fast-sigmoid as in snnTorch).
 DEFAULT_PAIRS: tuple[str, ...] = (
     "relu/exact",                        # bits (1-bit, the derivative itself)
@@ -34,7 +34,7 @@ DEFAULT_PAIRS: tuple[str, ...] = (
 )
 
 # Shapes of the micro benchmark. Both are float32 and of the sizes named in the issue: the
-# DESIGN.md anchor (256x4096 = 1M elements) and an NCHW activation map of a small conv net
+# docs/DESIGN.md anchor (256x4096 = 1M elements) and an NCHW activation map of a small conv net
 # (32x64x32x32 = 2M elements).
 SHAPES: dict[str, tuple[int, ...]] = {
     "flat": (256, 4096),

@@ -1,7 +1,7 @@
 """Timing discipline for side-by-side measurements on a shared, noisy machine.
 
 - Every candidate runs once per round, in an order rotated by one each round, so load from
-  other processes that drifts over seconds hits all candidates alike (DESIGN.md section 4).
+  other processes that drifts over seconds hits all candidates alike (docs/DESIGN.md section 4).
 - Warm-up rounds first (allocator caches, lazy init, branch predictors), then `repeats` timed
   rounds; garbage collection is off while timing so a collection never lands in one sample.
 - Ratios are computed from the same rounds: the ratio of medians, and the median of per-round

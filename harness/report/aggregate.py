@@ -5,6 +5,8 @@ so a report can be rebuilt at any time from a sweep folder.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -12,33 +14,50 @@ import pandas as pd
 from scipy import stats
 
 from harness.sweep.record import RecordError, find_records, load_record
+from harness.train.diagnostics import FLAT_FORWARDS
 
-GROUP_KEYS = ["dataset", "model", "forward", "backward"]
+# A configuration is everything in the resolved config except the seed and where things are
+# written: runs that differ only in their seed are repeats of one configuration.
+NOT_CONFIGURATION = ("seed", "paths", "logger", "hydra")
+GROUP_KEYS = ["dataset", "model", "forward", "backward", "optimizer", "config_id"]
 
 
-# Forwards whose exact derivative is zero: their "exact" gradient exists only in layers above the
-# last activation, so an overall cosine against it would measure the head's share, not fidelity.
-FLAT_FORWARDS = {"step", "sign"}
+def _label(group: dict | None) -> str | None:
+    """'name(k=v, ...)' for a config group, parameters in config order."""
+    if not group:
+        return None
+    params = ", ".join(f"{k}={v}" for k, v in group.items() if k != "name")
+    return f"{group.get('name')}({params})" if params else group.get("name")
+
+
+def config_id(cfg: dict) -> str:
+    """Short hash of the configuration without the seed (see NOT_CONFIGURATION)."""
+    kept = {k: v for k, v in cfg.items() if k not in NOT_CONFIGURATION}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def _last_overall_cosine(record: dict) -> float | None:
-    if record.get("pair", {}).get("forward") in FLAT_FORWARDS:
-        return None
+    if (record.get("config", {}).get("forward") or {}).get("name") in FLAT_FORWARDS:
+        return None  # the exact gradient is zero below the last activation: no direction to compare
     fidelity = record.get("diagnostics", {}).get("fidelity") or []
     return (fidelity[-1].get("overall") or {}).get("cosine") if fidelity else None
 
 
 def run_row(record: dict, path: Path) -> dict:
-    """The flat columns of one run."""
-    cfg, m, pair = record["config"], record.get("metrics", {}), record.get("pair", {})
+    """The flat columns of one run (labels from the config, so failed runs group with the rest)."""
+    cfg, m = record["config"], record.get("metrics", {})
     speed, memory = m.get("speed") or {}, m.get("memory") or {}
     return {
         "path": str(path),
         "status": record["status"],
-        "dataset": cfg.get("dataset", {}).get("name"),
-        "model": cfg.get("model", {}).get("name"),
-        "forward": pair.get("forward", cfg.get("forward", {}).get("name")),
-        "backward": pair.get("label", cfg.get("backward", {}).get("name")).split("/", 1)[-1],
+        # Dataset and model by name for readability; their parameters are in config_id.
+        "dataset": (cfg.get("dataset") or {}).get("name"),
+        "model": (cfg.get("model") or {}).get("name"),
+        "forward": _label(cfg.get("forward")),
+        "backward": _label(cfg.get("backward")),
+        "rule": (cfg.get("backward") or {}).get("name"),
+        "optimizer": _label({k: v for k, v in (cfg.get("optimizer") or {}).items() if k in ("name", "lr")}),
+        "config_id": config_id(cfg),
         "seed": cfg.get("seed"),
         "final_test_acc": m.get("final_test_acc"),
         "best_test_acc": m.get("best_test_acc"),
@@ -84,7 +103,7 @@ def summarize_runs(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         ok = group[group.status == "ok"]
         acc, acc_ci, n = mean_ci(ok.final_test_acc, level)
         out.append({
-            **dict(zip(GROUP_KEYS, key)),
+            **dict(zip(GROUP_KEYS, key)), "rule": group.rule.iloc[0],
             "runs": len(group), "ok": n, "diverged": int((group.status == "diverged").sum()),
             "failed": int((group.status == "failed").sum()),
             "test_acc": acc, "test_acc_ci": acc_ci,
@@ -92,20 +111,22 @@ def summarize_runs(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
             "grad_cosine": ok.grad_cosine.mean(),
         })
     table = pd.DataFrame(out)
-    exact = table[table.backward == "exact"].set_index(["dataset", "model", "forward"]).step_ms
+    # "vs exact": the step time of the exact rule with the same dataset, model, forward and optimizer.
+    same = ["dataset", "model", "forward", "optimizer"]
+    exact = table[table.rule == "exact"].groupby(same, dropna=False).step_ms.median()
     table["step_vs_exact"] = [
-        row.step_ms / exact.get((row.dataset, row.model, row.forward), math.nan) for row in table.itertuples()
+        row.step_ms / exact.get(tuple(getattr(row, k) for k in same), math.nan) for row in table.itertuples()
     ]
     return table.sort_values(GROUP_KEYS).reset_index(drop=True)
 
 
 def to_markdown(table: pd.DataFrame, level: float = 0.95) -> str:
     """A paper-ready markdown table (accuracy as mean +- CI in percent)."""
-    lines = [f"| dataset | model | forward | backward | seeds ok | test acc % (±{int(level * 100)}% CI) | step ms | vs exact | act. bytes saved/step | grad cos vs exact |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| dataset | model | forward | backward | optimizer | config | seeds ok | test acc % (±{int(level * 100)}% CI) | step ms | vs exact | act. bytes saved/step | grad cos vs exact |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v, f: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, f)  # noqa: E731
     for r in table.itertuples():
         acc = fmt(r.test_acc * 100, ".1f") + ("" if math.isnan(r.test_acc_ci) else f" ± {r.test_acc_ci * 100:.1f}")
-        lines.append(f"| {r.dataset} | {r.model} | {r.forward} | {r.backward} | {r.ok}/{r.runs} | {acc} | "
+        lines.append(f"| {r.dataset} | {r.model} | {r.forward} | {r.backward} | {r.optimizer} | {r.config_id} | {r.ok}/{r.runs} | {acc} | "
                      f"{fmt(r.step_ms, '.3f')} | {fmt(r.step_vs_exact, '.2f')} | {fmt(r.saved_act_bytes, '.0f')} | {fmt(r.grad_cosine, '.3f')} |")
     return "\n".join(lines)

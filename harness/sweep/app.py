@@ -16,7 +16,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .configs import register_configs
-from .loggers import make_logger
 from .run import execute
 
 log = logging.getLogger("harness")
@@ -48,9 +47,8 @@ def task(cfg: DictConfig) -> float | None:
     container = OmegaConf.to_container(cfg, resolve=True)
     out_dir = hc.runtime.output_dir
     try:
-        logger = make_logger(container.get("logger"), out_dir=out_dir)
-        record = execute(container, out_dir, logger=logger, raise_config_errors=not multirun)
-    except (ValueError, RuntimeError, TypeError) as exc:  # config errors of a single run
+        record = execute(container, out_dir, raise_config_errors=not multirun)
+    except (ValueError, RuntimeError, TypeError, OverflowError) as exc:  # config errors of a single run (recorded)
         raise SystemExit(f"harness-run: {type(exc).__name__}: {exc}\n(record written to {out_dir}/record.json)") from None
     log.info(summary_line(record))
     log.info("record: %s/record.json", out_dir)

@@ -1,6 +1,6 @@
 """The run record: one JSON file per run, written atomically, validated on load.
 
-A record is the only thing a run leaves behind that later stages read (DESIGN.md section 1):
+A record is the only thing a run leaves behind that later stages read (docs/DESIGN.md section 1):
 the report is rebuilt from records alone, and a sweep resumes from the records on disk.
 """
 from __future__ import annotations

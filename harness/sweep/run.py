@@ -6,6 +6,7 @@ call `execute(cfg_dict, out_dir)` directly.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import random
 import traceback
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.activations import ActFactory
+from harness.activations import ActFactory, kernels
 from harness.data import load_dataset
 from harness.models import build_model, clip_binary_weights_, count_parameters
 from harness.models.binary import BinaryLinear
@@ -25,7 +26,10 @@ from harness.train.schedules import build_scheduler
 from harness.train.trainer import Trainer, TrainerSettings, TrainingInterrupted
 
 from harness.environment import environment
+from .loggers import make_logger
 from .record import SCHEMA_VERSION, write_record
+
+log = logging.getLogger("harness")
 
 
 class ConfigError(ValueError):
@@ -84,6 +88,7 @@ def build_run(cfg: dict[str, Any]):
     """Validate and build everything a run needs, before any training (fail fast)."""
     seed = int(cfg.get("seed", 0))
     device = resolve_device(str(cfg.get("device", "auto")))
+    kernels.load()  # build/load the fused CPU kernels now, so the record says whether they are used
     torch.set_num_threads(resolve_threads(cfg.get("threads", "auto")))
     generator = seed_everything(seed)
     try:
@@ -118,13 +123,14 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def execute(cfg: dict[str, Any], out_dir: str | Path, *, logger=None, raise_config_errors: bool = False) -> dict[str, Any]:
+def execute(cfg: dict[str, Any], out_dir: str | Path, *, logger: Any = "from-config", raise_config_errors: bool = False) -> dict[str, Any]:
     """Run one configuration and write its record to `out_dir/record.json`; return the record.
 
     Never raises for a run that fails or diverges: the failure is recorded (status 'failed'
     with the traceback, or 'diverged'), so one bad run cannot take a sweep down. Configuration
     errors are re-raised after recording when `raise_config_errors` (single runs), so the user
-    sees them at once. Ctrl-C writes an 'interrupted' record, then propagates.
+    sees them at once. Ctrl-C writes an 'interrupted' record, then propagates. The logger is
+    built from `cfg["logger"]` unless one is passed; its failures never cost the record.
     """
     started = _now()
     record: dict[str, Any] = {
@@ -133,7 +139,10 @@ def execute(cfg: dict[str, Any], out_dir: str | Path, *, logger=None, raise_conf
         "started_at": started, "ended_at": started, "environment": {},
     }
     stage = "setup"
+    started_logger = None
     try:
+        if logger == "from-config":
+            logger = make_logger(cfg.get("logger"), out_dir=str(out_dir))
         run = build_run(cfg)
         record["environment"] = environment(run["device"])
         record["pair"] = pair_summary(run["factory"])
@@ -141,6 +150,7 @@ def execute(cfg: dict[str, Any], out_dir: str | Path, *, logger=None, raise_conf
         params = count_parameters(run["model"])
         if logger is not None:
             logger.start(cfg, record["pair"])
+            started_logger = logger
         stage = "training"
         trainer = Trainer(run["model"], run["data"], run["optimizer"], run["scheduler"], run["settings"],
                           generator=run["generator"], after_step=run["after_step"],
@@ -162,11 +172,13 @@ def execute(cfg: dict[str, Any], out_dir: str | Path, *, logger=None, raise_conf
             record["ended_at"] = _now()
             write_record(record, out_dir)
             raise
-    finally:
-        if logger is not None:
-            logger.finish(record)
     record["ended_at"] = _now()
-    write_record(record, out_dir)
+    write_record(record, out_dir)  # before the logger: a logger failure must not lose the record
+    if started_logger is not None:
+        try:
+            started_logger.finish(record)
+        except Exception as exc:
+            log.warning("logger failed to finish (the record is written): %s: %s", type(exc).__name__, exc)
     if record["status"] == "interrupted":
         raise KeyboardInterrupt
     return record

@@ -2,7 +2,7 @@
 
 - `gradient_fidelity`: how well a pair's gradient matches the gradient the exact derivative of
   the same forward would give (cosine similarity, norm ratio, per parameter and overall). This is
-  the papers' central claim (direction, DESIGN.md section 2).
+  the papers' central claim (direction, docs/DESIGN.md section 2).
 - `gradient_norms`: per-parameter norms of the current .grad (vanishing / exploding gradients).
 - `activation_stats`: sparsity and dead units of ReLU-like pairs.
 
@@ -73,7 +73,7 @@ def _random_sources(model: nn.Module) -> list[RandomSource]:
 
 
 @contextlib.contextmanager
-def _preserved(model: nn.Module) -> Iterator[None]:
+def preserved_state(model: nn.Module) -> Iterator[None]:
     """Restore on exit: module buffers, torch's global RNG and the pairs' RandomSources.
 
     A probe's forward in train mode updates BatchNorm running stats, dropout draws from the global
@@ -103,7 +103,7 @@ def layer_gradients(model: nn.Module, loss_fn: LossFn, xb: Tensor, yb: Tensor) -
 
     Only parameters that require grad and receive one appear. The caller's state is untouched:
     existing .grad tensors are put back (the same tensor objects), and buffers, the global RNG and
-    the pairs' RandomSources are restored (see `_preserved`). The model's train/eval mode is used
+    the pairs' RandomSources are restored (see `preserved_state`). The model's train/eval mode is used
     as it is.
     """
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -111,7 +111,7 @@ def layer_gradients(model: nn.Module, loss_fn: LossFn, xb: Tensor, yb: Tensor) -
     try:
         for _, p in params:
             p.grad = None
-        with _preserved(model):
+        with preserved_state(model):
             loss = loss_fn(model(xb), yb)
             loss.backward()
         return {n: p.grad.detach().flatten().clone() for n, p in params if p.grad is not None}
@@ -251,7 +251,7 @@ def activation_stats(model: nn.Module, xb: Tensor, unit_dim: int | str = "auto")
     "dead_units", "elements", "zeros", "unit_dim"}}, "mean": {"sparsity", "dead_fraction",
     "modules"}}. "mean" pools the relu-like modules (zeros / elements and dead units / units over
     all of them, i.e. weighted by size); its values are None where there are none. The model's
-    buffers and RNGs are restored afterwards (see `_preserved`).
+    buffers and RNGs are restored afterwards (see `preserved_state`).
     """
     tallies: dict[str, _UnitTally] = {}
     last_linear: list[Tensor | None] = [None]
@@ -276,7 +276,7 @@ def activation_stats(model: nn.Module, xb: Tensor, unit_dim: int | str = "auto")
             for module in model.modules():
                 if isinstance(module, nn.Linear):
                     handles.append(module.register_forward_hook(note_linear))
-        with _preserved(model), torch.no_grad():
+        with preserved_state(model), torch.no_grad():
             model(xb)
     finally:
         for h in handles:

@@ -1,7 +1,7 @@
 """Memory measurements: bytes autograd saves for backward, and peak memory over a region.
 
 Saved-tensor bytes are exact and device-independent (they count what the graph holds), so they
-are the figure to compare rules by (DESIGN.md section 2: store the least that g needs). Peak
+are the figure to compare rules by (docs/DESIGN.md section 2: store the least that g needs). Peak
 memory is what the process really used, measured with a method that is named in the result.
 """
 from __future__ import annotations
@@ -200,7 +200,7 @@ class PeakMemory:
     - Otherwise: getrusage ru_maxrss -> method "ru_maxrss (process lifetime peak)"; it cannot be
       reset, so in a reused process (Hydra's joblib launcher) it may reflect an earlier run.
 
-    The reset at start matters because the joblib launcher reuses worker processes (DESIGN.md
+    The reset at start matters because the joblib launcher reuses worker processes (docs/DESIGN.md
     section 4): without it a run would report the peak of whichever run came before.
     """
 

@@ -1,4 +1,4 @@
-"""Per-step training time, split into phases, with the discipline of DESIGN.md section 4 (airbench).
+"""Per-step training time, split into phases, with the discipline of docs/DESIGN.md section 4 (airbench).
 
 - Warm-up: the first `warmup_steps` completed steps are discarded (allocator growth, kernel
   selection, lazy initialisation and cache misses make them unrepresentative).

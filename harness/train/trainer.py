@@ -2,7 +2,7 @@
 
 The loop is plain PyTorch on tensors that live on the device (no DataLoader). Timing covers
 only the training step (forward, backward, optimizer), never evaluation or diagnostics, and
-starts after a warm-up (airbench's discipline, DESIGN.md section 4).
+starts after a warm-up (airbench's discipline, docs/DESIGN.md section 4).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from harness.data import BatchIterator, DataSplits
 
-from .diagnostics import activation_stats, gradient_fidelity, gradient_norms
+from .diagnostics import activation_stats, gradient_fidelity, gradient_norms, preserved_state
 from .memory import PeakMemory, saved_bytes_by_activation
 from .timing import StepTimer
 
@@ -169,7 +169,9 @@ class Trainer:
         model.train()
         # Bytes autograd saves for one training step (forward graph only, freed without backward).
         xb0, yb0 = next(iter(self.batches))
-        result.metrics["memory"] = {"saved_bytes_per_step": saved_bytes_by_activation(model, lambda: loss_fn(model(xb0), yb0))}
+        with preserved_state(model):  # the probe forward must not move BatchNorm stats or RNGs
+            saved = saved_bytes_by_activation(model, lambda: loss_fn(model(xb0), yb0))
+        result.metrics["memory"] = {"saved_bytes_per_step": saved}
         # Training loss and correct counts accumulate on the device: no host sync per step (on a
         # GPU an .item() every step would serialise the pipeline). A NaN/inf loss poisons the sum,
         # which is checked every DIVERGENCE_CHECK_EVERY steps.
@@ -215,6 +217,7 @@ class Trainer:
                 if (evaluate_now or done % DIVERGENCE_CHECK_EVERY == 0) and not torch.isfinite(loss_sum):
                     result.status = "diverged"
                     result.metrics["diverged_by_step"] = done  # first check that saw a non-finite loss
+                    step = done  # steps completed
                     break
                 if evaluate_now:
                     n_steps = done - window_start

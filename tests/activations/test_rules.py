@@ -36,7 +36,7 @@ def test_rule_matches_hand_computed_values(rule):
     torch.testing.assert_close(g, torch.tensor(expected, dtype=torch.float64), rtol=1e-9, atol=1e-12)
 
 
-# Independent re-implementations of the other formulas (DESIGN.md table, default parameters).
+# Independent re-implementations of the other formulas (docs/DESIGN.md table, default parameters).
 FORMULAS = {
     "constant": lambda x: torch.ones_like(x),
     "ste": lambda x: torch.ones_like(x),

@@ -98,3 +98,38 @@ def test_epochs_mode_and_time_to_target(tmp_path):
     accs = record["curves"]["test_acc"]
     first = next(s for s, a in zip(record["curves"]["step"], accs) if a >= 0.2)
     assert ttt == {"target": 0.2, "step": first, "resolution_steps": 5}
+
+
+def test_a_failing_logger_never_costs_the_record(tmp_path):
+    class BrokenLogger:
+        def start(self, cfg, pair):
+            pass
+
+        def log(self, row):
+            pass
+
+        def finish(self, record):
+            raise RuntimeError("wandb is down")
+
+    record = execute(tiny_config(), tmp_path, logger=BrokenLogger())
+    assert record["status"] == "ok" and load_record(tmp_path)["status"] == "ok"
+
+
+def test_bad_logger_config_is_recorded_as_a_setup_failure(tmp_path):
+    record = execute(tiny_config("logger=wandb", "logger.mode=bogus"), tmp_path)
+    assert record["status"] == "failed" and record["error"]["stage"] == "setup"
+    assert "online, offline or disabled" in load_record(tmp_path)["error"]["message"]
+
+
+def test_diverged_run_counts_the_steps_it_completed(tmp_path):
+    record = execute(tiny_config("optimizer=sgd", "optimizer.lr=1e12", "backward=constant"), tmp_path)
+    m = record["metrics"]
+    assert record["status"] == "diverged" and m["steps_done"] == m["diverged_by_step"]
+
+
+def test_record_says_which_kernels_were_used(tmp_path):
+    from harness.activations import kernels
+
+    env = execute(tiny_config(), tmp_path)["environment"]
+    assert env["activation_kernels"]["loaded"] == (kernels.load() is not None)
+    assert env["fused_smooth_backward"] in (True, False)

@@ -34,6 +34,11 @@ inline uint8_t interval_bits(__m256 v, __m256 vlo, __m256 vhi, bool closed_lo, b
 }
 #endif
 
+// Select semantics: outside the gate with level 0 the result is 0 even for NaN/inf gradients.
+inline float gate_level(float g, bool on, float lo, float hi) {
+  return on ? g * hi : (lo == 0.0f ? 0.0f : g * lo);
+}
+
 }  // namespace
 
 torch::Tensor pack_interval(torch::Tensor x, double lo_d, double hi_d, bool closed_lo, bool closed_hi) {
@@ -80,7 +85,8 @@ std::vector<torch::Tensor> forward_pack(torch::Tensor x, int64_t op, double lo_d
   float* py = y.data_ptr<float>();
   uint8_t* po = out.data_ptr<uint8_t>();
   const float lo = static_cast<float>(lo_d), hi = static_cast<float>(hi_d);
-  auto scalar_f = [op](float v) { return op == 1 ? (v > 0.0f || v != v ? v : 0.0f) : (v > 0.0f ? 1.0f : 0.0f); };
+  // relu keeps NaN and -0.0 as the AVX max(0, v) does; step maps NaN to 0 like (x > 0).
+  auto scalar_f = [op](float v) { return op == 1 ? (v > 0.0f || v != v || v == 0.0f ? v : 0.0f) : (v > 0.0f ? 1.0f : 0.0f); };
   const int64_t full = n / 8;
   at::parallel_for(0, full, kGrainBytes, [&](int64_t b0, int64_t b1) {
 #ifdef __AVX2__
@@ -136,17 +142,18 @@ torch::Tensor gate_mul(torch::Tensor grad, torch::Tensor packed, double lo_level
       const __m256i sel = _mm256_and_si256(_mm256_set1_epi32(pb[b]), lane_bits);
       const __m256 mask = _mm256_castsi256_ps(_mm256_cmpeq_epi32(sel, lane_bits));
       const __m256 g = _mm256_loadu_ps(pg + 8 * b);
-      // lo == 0 and hi == 1 (every plain gate): a single AND.
-      const __m256 r = (lo == 0.0f && hi == 1.0f) ? _mm256_and_ps(g, mask)
-                                                  : _mm256_mul_ps(g, _mm256_blendv_ps(vlo, vhi, mask));
+      // lo == 0: select (AND), so a NaN/inf gradient outside the gate becomes 0 as in native
+      // ReLU's backward; hi == 1 as well (every plain gate) needs nothing else.
+      const __m256 r = lo == 0.0f ? _mm256_and_ps(hi == 1.0f ? g : _mm256_mul_ps(g, vhi), mask)
+                                  : _mm256_mul_ps(g, _mm256_blendv_ps(vlo, vhi, mask));
       _mm256_storeu_ps(po + 8 * b, r);
     }
 #else
     for (int64_t b = b0; b < b1; ++b)
-      for (int j = 0; j < 8; ++j) po[8 * b + j] = pg[8 * b + j] * (((pb[b] >> j) & 1) ? hi : lo);
+      for (int j = 0; j < 8; ++j) po[8 * b + j] = gate_level(pg[8 * b + j], (pb[b] >> j) & 1, lo, hi);
 #endif
   });
-  for (int64_t i = full * 8; i < n; ++i) po[i] = pg[i] * (((pb[i / 8] >> (i % 8)) & 1) ? hi : lo);
+  for (int64_t i = full * 8; i < n; ++i) po[i] = gate_level(pg[i], (pb[i / 8] >> (i % 8)) & 1, lo, hi);
   return out;
 }
 

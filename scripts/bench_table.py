@@ -1,0 +1,60 @@
+"""Render a `harness-bench --json` document as the markdown tables used in README.md.
+
+    python scripts/bench_table.py results/bench/cpu-2core-full.json [--shape flat] [--threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def fmt(value, spec=".2f"):
+    """A number, or an en dash for missing values."""
+    return "–" if value is None else format(value, spec)
+
+
+def micro_table(doc: dict, shape: str, threads: str) -> str:
+    """One row per pair: eager and compiled ratios, saved bytes per element, bandwidth fraction."""
+    rows = {}
+    for e in doc["entries"]:
+        if e["shape"] != shape or e["threads"] != threads:
+            continue
+        row = rows.setdefault(e["pair"], {"entry": e})
+        row[e["mode"]] = e["ratios"]
+    lines = ["| pair | reference | x ref (eager) | x native ReLU | our exact / native exact | x ref (compiled) | bytes saved / element (native) | bandwidth / copy |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        e, eager, comp = row["entry"], row.get("eager") or {}, row.get("compile") or {}
+        mem = e["memory"]
+        lines.append(
+            f"| {name} | {e['reference'].removeprefix('native:')} | {fmt(eager.get('vs_reference'))} | {fmt(eager.get('vs_native_relu'))} | "
+            f"{fmt(eager.get('our_exact_vs_native_exact'))} | {fmt(comp.get('vs_reference'))} | "
+            f"{fmt(mem.get('saved_bytes_per_element'), '.3g')} ({fmt(mem.get('reference_saved_bytes_per_element'), '.3g')}) | "
+            f"{fmt(e['bandwidth'].get('fraction'))} |")
+    return "\n".join(lines)
+
+
+def macro_table(doc: dict) -> str:
+    """Training steps/s of the macro benchmark."""
+    lines = ["| model | candidate | steps/s | time vs hand-written loop | time vs harness relu/exact |", "|---|---|---|---|---|"]
+    for e in doc.get("macro", []):
+        lines.append(f"| {e['model']} | {e['candidate']} | {e['steps_per_s']:.0f} | {e['vs_hand_exact_rounds']:.3f} | {e['vs_harness_exact_rounds']:.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("json", type=Path)
+    parser.add_argument("--shape", default="flat")
+    parser.add_argument("--threads", default="1")
+    args = parser.parse_args()
+    doc = json.loads(args.json.read_text())
+    print(micro_table(doc, args.shape, args.threads))
+    if doc.get("macro"):
+        print()
+        print(macro_table(doc))
+
+
+if __name__ == "__main__":
+    main()
