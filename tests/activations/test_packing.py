@@ -168,3 +168,16 @@ def test_code_kernels_match_bucketize_and_the_level_lookup(cpu_path, bits, n):
     levels = torch.randn(2**bits, generator=gen)
     grad = torch.randn(x.shape, generator=gen)
     assert torch.equal(decode_mul(grad, packed, bits, levels), grad * levels[codes])
+
+
+@pytest.mark.parametrize("n", [8, 11])
+@pytest.mark.parametrize("forward,rule", [("relu", "exact"), ("hardsigmoid", "exact"), ("relu", "positive_jam")])
+def test_non_finite_gradients_outside_the_gate_become_zero_like_native_relu(cpu_path, n, forward, rule):
+    from harness.activations import ActivationPair
+
+    x = -torch.rand(n) - 4  # every element outside the gate (hardsigmoid's gate is (-3, 3))
+    x.requires_grad_()
+    upstream = torch.full((n,), float("nan"))
+    upstream[::2] = float("inf")
+    (grad,) = torch.autograd.grad(ActivationPair(forward, rule)(x), x, upstream)
+    assert torch.equal(grad, torch.zeros(n))

@@ -99,6 +99,8 @@ def test_unknown_names_suggest_the_closest_and_list_all():
     (dict(backward="noise", mode="both"), r"mode='both' is not allowed; mode must be one of 'additive', 'multiplicative'"),
     (dict(forward="hardtanh", min_val=1.0, max_val=-1.0), r"min_val must be < max_val"),
     (dict(forward="elu", alpha=0.0), r"alpha=0.0 is out of range"),
+    (dict(backward="quantized", bits=float("inf")), r"bits=inf is out of range"),
+    (dict(backward="fast_sigmoid", k=float("nan")), r"k=nan is out of range"),
 ])
 def test_bad_parameters_raise_when_the_pair_is_built(kwargs, match):
     kwargs = {"forward": "relu", "backward": "exact", **kwargs}
@@ -121,3 +123,27 @@ def test_functional_and_module_forms_agree_and_describe_themselves():
     (g2,) = torch.autograd.grad(module(x).sum(), x)
     torch.testing.assert_close(g1, g2)
     assert repr(module) == "ActivationPair(step/atan(a=3.0))"
+
+
+def test_pair_random_stream_is_not_the_weight_init_stream():
+    from harness.activations import RandomSource
+
+    torch.manual_seed(3)
+    weights = torch.randn(5)
+    assert not torch.equal(torch.randn(5, generator=RandomSource(3).generator(torch.device("cpu"))), weights)
+
+
+@pytest.mark.slow
+def test_smooth_rule_fusion_survives_many_rule_variants(monkeypatch):
+    """Regression: one shared code object hit Dynamo's recompile limit after 8 variants."""
+    from harness.activations import fused
+
+    monkeypatch.setattr(fused, "_compiled", {})
+    x = torch.randn(fused.FUSE_MIN_NUMEL, requires_grad=True)
+    rules = ["b_silu", "fast_sigmoid", "atan", "sigmoid", "erf", "triangular", "nelu", "piecewise_quadratic"]
+    for rule in rules:
+        for dtype in (torch.float32, torch.float64):
+            xi = x.detach().to(dtype).requires_grad_()
+            (g,) = torch.autograd.grad(pair(xi, "relu", rule).sum(), xi)
+            torch.testing.assert_close(g, make_pair("relu", rule).rule.values(xi.detach()), rtol=1e-5, atol=1e-6)
+    assert len(fused._compiled) == 16 and all(c is not None for c in fused._compiled.values())
