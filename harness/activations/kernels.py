@@ -44,8 +44,11 @@ def load():
             try:
                 from torch.utils.cpp_extension import load as load_extension
 
-                flags = ["-O3"] + (["-mavx2", "-mfma"] if _cpu_has_avx2() else [])
-                _module = load_extension(name="harness_gate_kernels", sources=[str(_SOURCE)], extra_cflags=flags, verbose=False)
+                # -fopenmp: at::parallel_for is an OpenMP pragma in torch's headers; without the
+                # flag the kernels silently run on one thread.
+                flags = ["-O3", "-fopenmp"] + (["-mavx2", "-mfma"] if _cpu_has_avx2() else [])
+                _module = load_extension(name="harness_gate_kernels", sources=[str(_SOURCE)], extra_cflags=flags,
+                                         extra_ldflags=["-fopenmp"], verbose=False)
             except Exception as exc:  # no compiler, no ninja, ...: fall back, say why once
                 _failed = f"{type(exc).__name__}: {exc}"
                 log.warning("harness: compiled gate kernels unavailable, using the numpy path (%s)", _failed.splitlines()[0])

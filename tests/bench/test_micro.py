@@ -105,14 +105,20 @@ def test_quick_preset_and_restrict():
     assert [t.label for t in r.thread_settings()] == ["all"]
 
 
-def test_rounds_rotate_the_order_and_time_every_candidate_once_per_round():
+def test_rounds_shuffle_the_order_and_time_every_candidate_once_per_round():
     calls = []
-    candidates = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    candidates = {name: (lambda name=name: calls.append(name)) for name in "abcd"}
     ticks = itertools.count()
-    samples = interleaved_rounds(candidates, repeats=4, warmup=1, timer=lambda: float(next(ticks)))
-    assert calls[:3] == ["a", "b", "c"]  # warm-up
-    assert calls[3:] == list("abc" "bca" "cab" "abc")
-    assert all(len(v) == 4 for v in samples.values()) and samples["a"] == [1.0] * 4
+    samples = interleaved_rounds(candidates, repeats=30, warmup=1, timer=lambda: float(next(ticks)))
+    assert calls[:4] == ["a", "b", "c", "d"]  # warm-up
+    rounds = [calls[4 + 4 * r: 8 + 4 * r] for r in range(30)]
+    assert all(sorted(r) == list("abcd") for r in rounds)  # each candidate once per round
+    predecessors_of_d = {r[r.index("d") - 1] for r in rounds if r.index("d") > 0}
+    assert len(predecessors_of_d) == 3  # no fixed neighbour (a rotation would always give "c")
+    assert all(len(v) == 30 for v in samples.values()) and samples["a"] == [1.0] * 30
+    again = []
+    interleaved_rounds({n: (lambda n=n: again.append(n)) for n in "abcd"}, repeats=30, warmup=1, timer=lambda: 0.0)
+    assert again == calls  # seeded: the same order every run
 
 
 def test_round_ratios_need_the_same_rounds_and_iqr():
