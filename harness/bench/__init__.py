@@ -3,7 +3,7 @@ baseline regression check (the macro benchmark of training steps lives in `macro
 
 - `specs.py`: pair-spec strings ('relu/quantized:bits=2,of=b_silu'), shapes, thread settings,
   the native reference of each pair and the targets.
-- `timing.py`: interleaved rounds with a rotating order, medians, IQRs, per-round ratios.
+- `timing.py`: interleaved rounds in a seeded random order, medians, IQRs, per-round ratios.
 - `memory.py`: bytes saved for backward per element (saved_tensors_hooks).
 - `micro.py`: the measurement (`run_micro`) and the entries it reports.
 - `peers.py`: optional peers, timed when installed (PyPI `freegrad`, `snntorch`); neither is a

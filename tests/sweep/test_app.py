@@ -87,3 +87,19 @@ def test_multirun_keeps_going_when_one_run_fails(tmp_path):
     assert [(r["config"]["backward"]["bits"], r["status"]) for r in records] == [(2, "ok"), (12, "failed")]
     assert "bits=12 is out of range" in records[1]["error"]["message"]
     assert records[0]["metrics"]["steps_done"] == 30  # the run after the failure still ran
+
+
+@pytest.mark.parametrize("preset,target", [
+    ("local", "BasicLauncher"), ("parallel", "JoblibLauncher"), ("slurm", "SlurmLauncher"), ("submitit_local_preset", "LocalLauncher"),
+])
+def test_launcher_presets_compose_to_the_right_launcher(preset, target):
+    from hydra import compose, initialize_config_dir
+
+    from harness.sweep.configs import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"hydra/launcher={preset}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)
+    if preset == "slurm":
+        assert cfg.hydra.launcher.timeout_min == 120 and cfg.hydra.launcher.gpus_per_node == 1
