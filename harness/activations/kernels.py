@@ -87,9 +87,10 @@ def jam_mul(grad: torch.Tensor, packed: torch.Tensor | None, key_a: int, key_b: 
     return _module.jam_mul(grad.contiguous(), empty if packed is None else packed, key_a, key_b)
 
 
-def encode_codes(x: torch.Tensor, borders: torch.Tensor, bits: int) -> torch.Tensor:
-    """Planar-packed b-bit codes #{borders < x} (borders sorted float32)."""
-    return _module.encode_codes(x.contiguous(), borders, bits)
+def encode_codes(x: torch.Tensor, borders: torch.Tensor, bits: int, op: int = 0):
+    """(y or None, planar-packed b-bit codes #{borders < x}); y = relu/step(x) for op 1/2, flat."""
+    y, packed = _module.encode_codes(x.contiguous(), borders, bits, op)
+    return (y if op else None), packed
 
 
 def decode_mul(grad: torch.Tensor, packed: torch.Tensor, levels: torch.Tensor, bits: int) -> torch.Tensor:

@@ -246,7 +246,7 @@ def _use_numpy(t: Tensor) -> bool:
 
 def _encode_codes_eager(x: Tensor, borders: Tensor, bits: int) -> Tensor:
     if kernels.usable(x) and borders.dtype == torch.float32:
-        return kernels.encode_codes(x.detach().reshape(-1), borders.contiguous(), bits)
+        return kernels.encode_codes(x.detach().reshape(-1), borders.contiguous(), bits)[1]
     if _use_numpy(x) and x.dtype in _NUMPY_FLOATS:
         flat = x.detach().reshape(-1).numpy()
         b = borders.numpy()

@@ -385,6 +385,14 @@ class CodeRule(BoundRule):
         borders, _ = self._tables(x.device, x.dtype)
         return (encode_codes(x, borders, self.nbits),)
 
+    def forward_and_encode(self, x, forward):
+        op = kernels.FORWARD_OPS.get(getattr(forward, "name", None))
+        if op is not None and not forward.params and kernels.usable(x):  # relu/step + codes in one pass
+            borders, _ = self._tables(x.device, x.dtype)
+            y, packed = kernels.encode_codes(x.detach().reshape(-1), borders, self.nbits, op)
+            return y.view(x.shape), (packed,)
+        return super().forward_and_encode(x, forward)
+
     def multiplier(self, saved, meta, like, rng):
         _, levels = self._tables(like.device, like.dtype)
         return decode_levels(saved[0].to(like.device), meta.numel, self.nbits, levels).view(meta.shape)

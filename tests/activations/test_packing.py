@@ -181,3 +181,17 @@ def test_non_finite_gradients_outside_the_gate_become_zero_like_native_relu(cpu_
     upstream[::2] = float("inf")
     (grad,) = torch.autograd.grad(ActivationPair(forward, rule)(x), x, upstream)
     assert torch.equal(grad, torch.zeros(n))
+
+
+@pytest.mark.parametrize("forward", ["relu", "step"])
+@pytest.mark.parametrize("bits", [2, 4])
+def test_fused_forward_and_codes_match_the_unfused_path(cpu_path, forward, bits):
+    from harness.activations import make_pair
+
+    x = torch.cat([torch.tensor(SPECIAL), torch.randn(4099)])
+    spec = make_pair(forward, "quantized", bits=bits, of="b_silu")
+    y, saved = spec.rule.forward_and_encode(x, spec.forward)
+    assert torch.equal(torch.nan_to_num(y, nan=7.0), torch.nan_to_num(spec.forward(x), nan=7.0))
+    borders = spec.rule.borders.float()
+    codes = torch.bucketize(x, borders).masked_fill_(x.isnan(), 0)
+    assert torch.equal(saved[0], pack_codes(codes.to(torch.uint8), bits))

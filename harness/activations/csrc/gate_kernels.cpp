@@ -226,56 +226,63 @@ torch::Tensor jam_mul(torch::Tensor grad, torch::Tensor packed, int64_t key_a, i
 
 // encode_codes: code(x) = #{borders < x} (borders sorted, at most 255), written as `bits` bit
 // planes of ceil(n/8) bytes each (plane p holds bit p of every code), in one pass over x.
-torch::Tensor encode_codes(torch::Tensor x, torch::Tensor borders, int64_t bits) {
+// op 1 / 2 also writes y = relu(x) / step(x) in the same pass (as forward_pack does for gates).
+std::vector<torch::Tensor> encode_codes(torch::Tensor x, torch::Tensor borders, int64_t bits, int64_t op) {
   TORCH_CHECK(x.scalar_type() == torch::kFloat32 && x.is_contiguous() && x.device().is_cpu(), "encode_codes needs contiguous float32 CPU x");
   TORCH_CHECK(borders.scalar_type() == torch::kFloat32 && borders.is_contiguous() && borders.numel() < 256, "encode_codes: float32 borders, < 256");
   TORCH_CHECK(bits >= 1 && bits <= 8, "encode_codes: bits in 1..8");
+  TORCH_CHECK(op >= 0 && op <= 2, "encode_codes: op must be 0 (none), 1 (relu) or 2 (step)");
   const int64_t n = x.numel(), stride = (n + 7) / 8, nb = borders.numel();
-  auto out = torch::zeros({bits * stride}, x.options().dtype(torch::kUInt8));
+  auto out = torch::empty({bits * stride}, x.options().dtype(torch::kUInt8));
+  auto y = op ? torch::empty_like(x) : torch::Tensor();
   const float* px = x.data_ptr<float>();
   const float* pb = borders.data_ptr<float>();
+  float* py = op ? y.data_ptr<float>() : nullptr;
   uint8_t* po = out.data_ptr<uint8_t>();
-  auto code_of = [&](float v) {
-    int c = 0;
-    for (int64_t k = 0; k < nb; ++k) c += v > pb[k];
-    return c;
-  };
-  at::parallel_for(0, stride, kGrainBytes, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t base = 8 * b, m = std::min<int64_t>(8, n - base);
-      int codes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-#ifdef __AVX2__
-      if (m == 8) {
-        const __m256 v = _mm256_loadu_ps(px + base);
-        __m256i c = _mm256_setzero_si256();
-        if (nb == (int64_t(1) << bits) - 1 && nb > 15) {
-          // Branchless binary search over the 2^bits - 1 sorted borders: `bits` gathers.
-          for (int64_t step = int64_t(1) << (bits - 1); step > 0; step >>= 1) {
-            const __m256i cand = _mm256_add_epi32(c, _mm256_set1_epi32(static_cast<int>(step)));
-            const __m256 border = _mm256_i32gather_ps(pb - 1, cand, 4);  // borders[cand - 1]
-            const __m256i gt = _mm256_castps_si256(_mm256_cmp_ps(v, border, _CMP_GT_OQ));
-            c = _mm256_blendv_epi8(c, cand, gt);
-          }
-        } else {
-          for (int64_t k = 0; k < nb; ++k)  // compare gives -1 where v > border: subtract it
-            c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_set1_ps(pb[k]), _CMP_GT_OQ)));
-        }
-        for (int64_t p = 0; p < bits; ++p) {
-          const __m256i bit = _mm256_slli_epi32(c, static_cast<int>(31 - p));  // bit p -> sign bit
-          po[p * stride + b] = static_cast<uint8_t>(_mm256_movemask_ps(_mm256_castsi256_ps(bit)));
-        }
-        continue;
-      }
-#endif
-      for (int64_t j = 0; j < m; ++j) codes[j] = code_of(px[base + j]);
-      for (int64_t p = 0; p < bits; ++p) {
-        uint8_t byte = 0;
-        for (int j = 0; j < 8; ++j) byte |= static_cast<uint8_t>((codes[j] >> p) & 1) << j;
-        po[p * stride + b] = byte;
-      }
+  auto forward_scalar = [op](float v) { return op == 1 ? (v > 0.0f || v != v || v == 0.0f ? v : 0.0f) : (v > 0.0f ? 1.0f : 0.0f); };
+  auto scalar_group = [&](int64_t b) {  // groups that run past n (the tail) or without AVX2
+    int codes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t i = 8 * b, j = 0; i < std::min<int64_t>(8 * b + 8, n); ++i, ++j) {
+      for (int64_t k = 0; k < nb; ++k) codes[j] += px[i] > pb[k];
+      if (op) py[i] = forward_scalar(px[i]);
     }
+    for (int64_t p = 0; p < bits; ++p) {
+      uint8_t byte = 0;
+      for (int j = 0; j < 8; ++j) byte |= static_cast<uint8_t>((codes[j] >> p) & 1) << j;
+      po[p * stride + b] = byte;
+    }
+  };
+  const int64_t full = n / 8;
+  at::parallel_for(0, full, kGrainBytes, [&](int64_t b0, int64_t b1) {
+#ifdef __AVX2__
+    const bool search = nb == (int64_t(1) << bits) - 1 && nb > 15;
+    __m256 vb[15];
+    for (int64_t k = 0; k < std::min<int64_t>(nb, 15); ++k) vb[k] = _mm256_set1_ps(pb[k]);
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    for (int64_t b = b0; b < b1; ++b) {
+      const __m256 v = _mm256_loadu_ps(px + 8 * b);
+      if (op) _mm256_storeu_ps(py + 8 * b, op == 1 ? _mm256_max_ps(zero, v) : _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ), one));
+      __m256i c = _mm256_setzero_si256();
+      if (search) {
+        // Branchless binary search over the 2^bits - 1 sorted borders: `bits` gathers.
+        for (int64_t step = int64_t(1) << (bits - 1); step > 0; step >>= 1) {
+          const __m256i cand = _mm256_add_epi32(c, _mm256_set1_epi32(static_cast<int>(step)));
+          const __m256 border = _mm256_i32gather_ps(pb - 1, cand, 4);  // borders[cand - 1]
+          c = _mm256_blendv_epi8(c, cand, _mm256_castps_si256(_mm256_cmp_ps(v, border, _CMP_GT_OQ)));
+        }
+      } else {
+        for (int64_t k = 0; k < nb; ++k)  // compare gives -1 where v > border: subtract it
+          c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, vb[k], _CMP_GT_OQ)));
+      }
+      for (int64_t p = 0; p < bits; ++p)  // bit p of each code -> sign bit -> movemask
+        po[p * stride + b] = static_cast<uint8_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(c, static_cast<int>(31 - p)))));
+    }
+#else
+    for (int64_t b = b0; b < b1; ++b) scalar_group(b);
+#endif
   });
-  return out;
+  if (full < stride) scalar_group(full);
+  return {y, out};
 }
 
 // decode_mul: grad * levels[code] with codes read from `bits` planes, in one pass.
@@ -330,7 +337,7 @@ torch::Tensor decode_mul(torch::Tensor grad, torch::Tensor packed, torch::Tensor
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("encode_codes", &encode_codes, "b-bit codes of x against sorted borders, packed in bit planes");
+  m.def("encode_codes", &encode_codes, "b-bit codes of x against sorted borders, packed in bit planes (+ relu/step y)");
   m.def("decode_mul", &decode_mul, "grad * levels[code] from packed bit planes");
   m.def("jam_mul", &jam_mul, "grad * gate * U(0,1) from a counter-based hash");
   m.def("pack_interval", &pack_interval, "Pack 1[x in interval] into bits (float32, contiguous)");
