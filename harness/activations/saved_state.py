@@ -232,10 +232,12 @@ class GateRule(BoundRule):
 
     def forward_and_encode(self, x, forward):
         op = kernels.FORWARD_OPS.get(getattr(forward, "name", None))
-        fusable = x.device.type == "cpu" and x.dtype == torch.float32 and kernels.enabled() and kernels.load() is not None
-        if op is not None and self.interval is not None and not forward.params and fusable:
-            y, packed = forward_pack(x, op, self.interval)
-            return y, (packed,)
+        if op is not None and self.interval is not None and not forward.params:
+            # Compiled graphs always take the fused op (its implementation falls back by itself
+            # at run time); building the kernels while Dynamo traces would break the graph.
+            if torch.compiler.is_compiling() or kernels.usable(x):
+                y, packed = forward_pack(x, op, self.interval)
+                return y, (packed,)
         return super().forward_and_encode(x, forward)
 
     def multiplier(self, saved, meta, like, rng):

@@ -147,3 +147,21 @@ def test_smooth_rule_fusion_survives_many_rule_variants(monkeypatch):
             (g,) = torch.autograd.grad(pair(xi, "relu", rule).sum(), xi)
             torch.testing.assert_close(g, make_pair("relu", rule).rule.values(xi.detach()), rtol=1e-5, atol=1e-6)
     assert len(fused._compiled) == 16 and all(c is not None for c in fused._compiled.values())
+
+
+def test_first_use_under_compile_has_no_graph_break():
+    """Regression: building the kernels inside a traced function broke the graph (a lock)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from harness.activations import ActivationPair\n"
+        "x = torch.randn(64, 64, requires_grad=True)\n"
+        "for rule in ('exact', 'rectangular', 'positive_jam'):\n"
+        "    m = torch.compile(ActivationPair('relu', rule), fullgraph=True, backend='aot_eager')\n"
+        "    torch.autograd.grad(m(x).sum(), x)\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
