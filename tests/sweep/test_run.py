@@ -133,3 +133,11 @@ def test_record_says_which_kernels_were_used(tmp_path):
     env = execute(tiny_config(), tmp_path)["environment"]
     assert env["activation_kernels"]["loaded"] == (kernels.load() is not None)
     assert env["fused_smooth_backward"] in (True, False)
+
+
+def test_validation_split_is_evaluated_alongside_test(tmp_path):
+    record = execute(tiny_config("dataset.val_fraction=0.1"), tmp_path)
+    c = record["curves"]
+    assert len(c["val_acc"]) == len(c["val_loss"]) == len(c["step"]) == 3
+    assert record["metrics"]["final_val_acc"] == c["val_acc"][-1]
+    assert (record["data"]["num_train"], record["data"]["num_val"]) == (3600, 400)
