@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import random
 import traceback
 import uuid
@@ -182,8 +181,3 @@ def execute(cfg: dict[str, Any], out_dir: str | Path, *, logger: Any = "from-con
     if record["status"] == "interrupted":
         raise KeyboardInterrupt
     return record
-
-
-def default_out_dir() -> Path:
-    """Where a run writes when no Hydra run directory is given."""
-    return Path(os.environ.get("HARNESS_OUT", "runs")) / dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
