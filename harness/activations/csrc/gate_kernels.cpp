@@ -34,6 +34,27 @@ inline uint8_t interval_bits(__m256 v, __m256 vlo, __m256 vhi, bool closed_lo, b
 }
 #endif
 
+// y = f(x) for the fused forwards: op 1 = relu (NaN and -0.0 kept, as torch.relu and the AVX
+// max(0, v) do), op 2 = step (1[x > 0], NaN -> 0).
+inline float forward_scalar(int64_t op, float v) {
+  return op == 1 ? (v > 0.0f || v != v || v == 0.0f ? v : 0.0f) : (v > 0.0f ? 1.0f : 0.0f);
+}
+
+#ifdef __AVX2__
+inline __m256 forward_avx(int64_t op, __m256 v) {
+  const __m256 zero = _mm256_setzero_ps();
+  // max_ps returns its second operand when either is NaN: (zero, v) keeps NaN like torch.relu.
+  return op == 1 ? _mm256_max_ps(zero, v) : _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ), _mm256_set1_ps(1.0f));
+}
+
+// Lane j all ones where bit j of `byte` is set: the 1-bit gate of 8 elements as a mask.
+inline __m256 bit_mask(uint8_t byte) {
+  const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i sel = _mm256_and_si256(_mm256_set1_epi32(byte), lane_bits);
+  return _mm256_castsi256_ps(_mm256_cmpeq_epi32(sel, lane_bits));
+}
+#endif
+
 // Select semantics: outside the gate with level 0 the result is 0 even for NaN/inf gradients.
 inline float gate_level(float g, bool on, float lo, float hi) {
   return on ? g * hi : (lo == 0.0f ? 0.0f : g * lo);
@@ -85,18 +106,13 @@ std::vector<torch::Tensor> forward_pack(torch::Tensor x, int64_t op, double lo_d
   float* py = y.data_ptr<float>();
   uint8_t* po = out.data_ptr<uint8_t>();
   const float lo = static_cast<float>(lo_d), hi = static_cast<float>(hi_d);
-  // relu keeps NaN and -0.0 as the AVX max(0, v) does; step maps NaN to 0 like (x > 0).
-  auto scalar_f = [op](float v) { return op == 1 ? (v > 0.0f || v != v || v == 0.0f ? v : 0.0f) : (v > 0.0f ? 1.0f : 0.0f); };
   const int64_t full = n / 8;
   at::parallel_for(0, full, kGrainBytes, [&](int64_t b0, int64_t b1) {
 #ifdef __AVX2__
     const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
-    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
     for (int64_t b = b0; b < b1; ++b) {
       const __m256 v = _mm256_loadu_ps(px + 8 * b);
-      // max_ps returns its second operand when either is NaN: (zero, v) keeps NaN like torch.relu.
-      const __m256 r = op == 1 ? _mm256_max_ps(zero, v) : _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ), one);
-      _mm256_storeu_ps(py + 8 * b, r);
+      _mm256_storeu_ps(py + 8 * b, forward_avx(op, v));
       po[b] = interval_bits(v, vlo, vhi, closed_lo, closed_hi);
     }
 #else
@@ -104,7 +120,7 @@ std::vector<torch::Tensor> forward_pack(torch::Tensor x, int64_t op, double lo_d
       uint8_t byte = 0;
       for (int j = 0; j < 8; ++j) {
         const float v = px[8 * b + j];
-        py[8 * b + j] = scalar_f(v);
+        py[8 * b + j] = forward_scalar(op, v);
         byte |= static_cast<uint8_t>(in_interval(v, lo, hi, closed_lo, closed_hi)) << j;
       }
       po[b] = byte;
@@ -114,7 +130,7 @@ std::vector<torch::Tensor> forward_pack(torch::Tensor x, int64_t op, double lo_d
   if (full * 8 < n) {
     uint8_t byte = 0;
     for (int64_t i = full * 8; i < n; ++i) {
-      py[i] = scalar_f(px[i]);
+      py[i] = forward_scalar(op, px[i]);
       byte |= static_cast<uint8_t>(in_interval(px[i], lo, hi, closed_lo, closed_hi)) << (i - full * 8);
     }
     po[full] = byte;
@@ -136,11 +152,9 @@ torch::Tensor gate_mul(torch::Tensor grad, torch::Tensor packed, double lo_level
   const int64_t full = n / 8;
   at::parallel_for(0, full, kGrainBytes, [&](int64_t b0, int64_t b1) {
 #ifdef __AVX2__
-    const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
     for (int64_t b = b0; b < b1; ++b) {
-      const __m256i sel = _mm256_and_si256(_mm256_set1_epi32(pb[b]), lane_bits);
-      const __m256 mask = _mm256_castsi256_ps(_mm256_cmpeq_epi32(sel, lane_bits));
+      const __m256 mask = bit_mask(pb[b]);
       const __m256 g = _mm256_loadu_ps(pg + 8 * b);
       // lo == 0: select (AND), so a NaN/inf gradient outside the gate becomes 0 as in native
       // ReLU's backward; hi == 1 as well (every plain gate) needs nothing else.
@@ -196,7 +210,6 @@ torch::Tensor jam_mul(torch::Tensor grad, torch::Tensor packed, int64_t key_a, i
   at::parallel_for(0, full, kGrainBytes, [&](int64_t b0, int64_t b1) {
 #ifdef __AVX2__
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     const __m256i vka = _mm256_set1_epi32(static_cast<int>(ka)), vkb = _mm256_set1_epi32(static_cast<int>(kb));
     const __m256 scale = _mm256_set1_ps(1.0f / 16777216.0f);
     for (int64_t b = b0; b < b1; ++b) {
@@ -205,8 +218,7 @@ torch::Tensor jam_mul(torch::Tensor grad, torch::Tensor packed, int64_t key_a, i
       const __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(h, 8)), scale);
       __m256 g = _mm256_mul_ps(_mm256_loadu_ps(pg + 8 * b), u);
       if (gated) {
-        const __m256i sel = _mm256_and_si256(_mm256_set1_epi32(pb[b]), lane_bits);
-        g = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(sel, lane_bits)));
+        g = _mm256_and_ps(g, bit_mask(pb[b]));
       }
       _mm256_storeu_ps(po + 8 * b, g);
     }
@@ -239,12 +251,11 @@ std::vector<torch::Tensor> encode_codes(torch::Tensor x, torch::Tensor borders, 
   const float* pb = borders.data_ptr<float>();
   float* py = op ? y.data_ptr<float>() : nullptr;
   uint8_t* po = out.data_ptr<uint8_t>();
-  auto forward_scalar = [op](float v) { return op == 1 ? (v > 0.0f || v != v || v == 0.0f ? v : 0.0f) : (v > 0.0f ? 1.0f : 0.0f); };
   auto scalar_group = [&](int64_t b) {  // groups that run past n (the tail) or without AVX2
     int codes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int64_t i = 8 * b, j = 0; i < std::min<int64_t>(8 * b + 8, n); ++i, ++j) {
       for (int64_t k = 0; k < nb; ++k) codes[j] += px[i] > pb[k];
-      if (op) py[i] = forward_scalar(px[i]);
+      if (op) py[i] = forward_scalar(op, px[i]);
     }
     for (int64_t p = 0; p < bits; ++p) {
       uint8_t byte = 0;
@@ -258,10 +269,9 @@ std::vector<torch::Tensor> encode_codes(torch::Tensor x, torch::Tensor borders, 
     const bool search = nb == (int64_t(1) << bits) - 1 && nb > 15;
     __m256 vb[15];
     for (int64_t k = 0; k < std::min<int64_t>(nb, 15); ++k) vb[k] = _mm256_set1_ps(pb[k]);
-    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
     for (int64_t b = b0; b < b1; ++b) {
       const __m256 v = _mm256_loadu_ps(px + 8 * b);
-      if (op) _mm256_storeu_ps(py + 8 * b, op == 1 ? _mm256_max_ps(zero, v) : _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ), one));
+      if (op) _mm256_storeu_ps(py + 8 * b, forward_avx(op, v));
       __m256i c = _mm256_setzero_si256();
       if (search) {
         // Branchless binary search over the 2^bits - 1 sorted borders: `bits` gathers.
@@ -298,7 +308,6 @@ torch::Tensor decode_mul(torch::Tensor grad, torch::Tensor packed, torch::Tensor
   float* po = out.data_ptr<float>();
   at::parallel_for(0, stride, kGrainBytes, [&](int64_t b0, int64_t b1) {
 #ifdef __AVX2__
-    const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     float table[16] = {0};
     for (int64_t k = 0; k < std::min<int64_t>(16, levels.numel()); ++k) table[k] = pl[k];
     const __m256 lv_lo = _mm256_loadu_ps(table), lv_hi = _mm256_loadu_ps(table + 8);
@@ -309,8 +318,7 @@ torch::Tensor decode_mul(torch::Tensor grad, torch::Tensor packed, torch::Tensor
       if (m == 8) {
         __m256i code = _mm256_setzero_si256();
         for (int64_t p = 0; p < bits; ++p) {
-          const __m256i sel = _mm256_and_si256(_mm256_set1_epi32(pp[p * stride + b]), lane_bits);
-          const __m256i bit = _mm256_srli_epi32(_mm256_cmpeq_epi32(sel, lane_bits), 31);  // 0 or 1
+          const __m256i bit = _mm256_srli_epi32(_mm256_castps_si256(bit_mask(pp[p * stride + b])), 31);  // 0 or 1
           code = _mm256_or_si256(code, _mm256_slli_epi32(bit, static_cast<int>(p)));
         }
         __m256 lv;
