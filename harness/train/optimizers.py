@@ -46,12 +46,18 @@ def register_optimizer(name: str) -> Callable[[_F], _F]:
     adding an optimizer needs no change anywhere else. Names are case-insensitive; registering a
     name twice is an error (it would silently shadow the first definition).
     """
+    return _registrar(OPTIMIZERS, "optimizer", name)
+
+
+def _registrar(registry: dict[str, Any], kind: str, name: str) -> Callable[[_F], _F]:
+    """The decorator behind register_optimizer / register_scheduler: case-insensitive name,
+    registering a name twice is an error."""
     key = name.strip().lower()
 
     def decorator(factory: _F) -> _F:
-        if key in OPTIMIZERS:
-            raise ValueError(f"optimizer {key!r} is already registered")
-        OPTIMIZERS[key] = factory
+        if key in registry:
+            raise ValueError(f"{kind} {key!r} is already registered")
+        registry[key] = factory
         return factory
 
     return decorator

@@ -52,6 +52,7 @@ from harness.train.optimizers import (
     _keyword_params,
     _lookup,
     _real,
+    _registrar,
     _reject_missing,
     _reject_unknown,
 )
@@ -91,15 +92,7 @@ def register_scheduler(name: str) -> Callable[[_F], _F]:
     takes ``**kwargs`` it must validate them itself; otherwise its keyword parameters are the
     accepted settings and unknown ones are rejected by :func:`build_scheduler`.
     """
-    key = name.strip().lower()
-
-    def decorator(factory: _F) -> _F:
-        if key in SCHEDULERS:
-            raise ValueError(f"scheduler {key!r} is already registered")
-        SCHEDULERS[key] = factory
-        return factory
-
-    return decorator
+    return _registrar(SCHEDULERS, "scheduler", name)
 
 
 def register_shape(name: str) -> Callable[[_F], _F]:
