@@ -3,12 +3,14 @@
 - `forwards.py`: forward functions and their exact derivatives.
 - `rules.py`: surrogate / straight-through / jamming backward rules.
 - `combinators.py`: exact, derivative_of, noise, quantized (Few-Bit Backward, `fewbit.py`).
-- `saved_state.py` and `packing.py`: what each rule stores for backward, packed to 1 or b bits.
+- `saved_state.py` and `packing.py`: what each rule stores for backward, packed to 1 or b bits;
+  `kernels.py` (+ `csrc/`): the fused CPU kernels; `compile_model` torch.compiles with them.
 - `pair.py`: the single autograd.Function; `ActivationPair` module and `pair` functional form.
 - `swap.py`: `swap_activations` for any nn.Module; `factory.py`: `ActFactory` for models.
 """
 from .definitions import FORWARDS, RULES, BoundForward, build_forward, build_rule, register_forward, register_rule
 from .factory import ActFactory
+from .kernels import compile_model
 from .pair import ActivationPair, PairSpec, apply_pair, make_pair, pair
 from .registry import ParameterError, UnknownNameError
 from .saved_state import BoundRule, RandomSource, Saves
@@ -17,5 +19,5 @@ from .swap import DEFAULT_KINDS, swap_activations
 __all__ = [
     "FORWARDS", "RULES", "ActFactory", "ActivationPair", "BoundForward", "BoundRule", "PairSpec",
     "ParameterError", "RandomSource", "Saves", "UnknownNameError", "DEFAULT_KINDS", "apply_pair",
-    "build_forward", "build_rule", "make_pair", "pair", "register_forward", "register_rule", "swap_activations",
+    "build_forward", "build_rule", "compile_model", "make_pair", "pair", "register_forward", "register_rule", "swap_activations",
 ]

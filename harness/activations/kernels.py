@@ -1,10 +1,11 @@
-"""Optional compiled CPU kernels for 1-bit gate rules (csrc/gate_kernels.cpp).
+"""Optional compiled CPU kernels for gate, code and jamming rules (csrc/gate_kernels.cpp).
 
 They fuse what the numpy path does in several passes: compare + pack in forward, unpack +
 multiply in backward (docs/DESIGN.md section 5: parity with native ReLU needs this). Built on first
-use with torch.utils.cpp_extension (about a minute once; cached in
-~/.cache/torch_extensions), with AVX2 when the CPU has it. If the build fails, or
-HARNESS_KERNELS=0, the numpy path is used: same bits, a bit slower.
+use with torch.utils.cpp_extension (about a minute once; cached in ~/.cache/torch_extensions).
+One build holds AVX-512, AVX2 and scalar bodies; the best one the CPU supports is picked at
+run time (`set_isa` forces a lower one, for tests and benchmarks). If the build fails, or
+HARNESS_KERNELS=0, the numpy path is used: same bits, slower.
 """
 from __future__ import annotations
 
@@ -22,11 +23,7 @@ _module = None
 _failed: str | None = None
 
 
-def _cpu_has_avx2() -> bool:
-    try:
-        return " avx2" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+ISAS = ("scalar", "avx2", "avx512")  # instruction-set levels of the kernel bodies, lowest first
 
 
 def enabled() -> bool:
@@ -45,19 +42,86 @@ def load():
                 from torch.utils.cpp_extension import load as load_extension
 
                 # -fopenmp: at::parallel_for is an OpenMP pragma in torch's headers; without the
-                # flag the kernels silently run on one thread.
-                flags = ["-O3", "-fopenmp"] + (["-mavx2", "-mfma"] if _cpu_has_avx2() else [])
+                # flag the kernels silently run on one thread. No -m flags: the SIMD bodies
+                # carry their own target attributes and are chosen at run time.
+                flags = ["-O3", "-fopenmp"]
                 _module = load_extension(name="harness_gate_kernels", sources=[str(_SOURCE)], extra_cflags=flags,
                                          extra_ldflags=["-fopenmp"], verbose=False)
+                _register_fake_ops()
             except Exception as exc:  # no compiler, no ninja, ...: fall back, say why once
+                _module = None
                 _failed = f"{type(exc).__name__}: {exc}"
                 log.warning("harness: compiled gate kernels unavailable, using the numpy path (%s)", _failed.splitlines()[0])
     return _module
 
 
+def _packed_like(x: torch.Tensor, bits: int = 1) -> torch.Tensor:
+    return x.new_empty((bits * ((x.numel() + 7) // 8),), dtype=torch.uint8)
+
+
+def _register_fake_ops() -> None:
+    """Shapes of the `harness_kernels::*` dispatcher ops (csrc), for tracing under torch.compile."""
+    def like(t: torch.Tensor) -> torch.Tensor:
+        return torch.empty_like(t, memory_format=torch.contiguous_format)
+
+    def forward_and_state(x, op, packed):
+        return (like(x) if op else x.new_empty((0,))), packed
+
+    torch.library.register_fake("harness_kernels::gate_forward")(
+        lambda x, op, lo, hi, closed_lo, closed_hi: forward_and_state(x, op, _packed_like(x)))
+    torch.library.register_fake("harness_kernels::encode_codes")(
+        lambda x, borders, bits, op: forward_and_state(x, op, _packed_like(x, bits)))
+    torch.library.register_fake("harness_kernels::gate_mul")(lambda grad, packed, lo, hi: like(grad))
+    torch.library.register_fake("harness_kernels::jam_mul")(lambda grad, packed, keys: like(grad))
+    torch.library.register_fake("harness_kernels::decode_mul")(lambda grad, packed, levels, bits: like(grad))
+
+
+def graph_ops(t: torch.Tensor):
+    """`torch.ops.harness_kernels` when a graph being traced for `t` can call the kernels directly.
+
+    Read while Dynamo traces: it never builds the kernels (that would break the graph), so call
+    `load()` before compiling to get these ops; otherwise graphs use the Python custom ops.
+    """
+    if _module is not None and t.dtype == torch.float32 and t.device.type == "cpu":
+        return torch.ops.harness_kernels
+    return None
+
+
 def status() -> dict:
     """For run records and benchmarks: are the kernels in use, and if not, why."""
-    return {"enabled": enabled(), "loaded": _module is not None, "error": _failed, "avx2": _cpu_has_avx2()}
+    loaded = _module is not None
+    return {"enabled": enabled(), "loaded": loaded, "error": _failed,
+            "isa": ISAS[_module.isa()] if loaded else None, "best_isa": ISAS[_module.best_isa()] if loaded else None}
+
+
+def isa() -> str | None:
+    """The instruction set the kernels use now ('avx512', 'avx2' or 'scalar'); None if not built."""
+    return ISAS[_module.isa()] if load() is not None else None
+
+
+def available_isas() -> tuple[str, ...]:
+    """Every instruction set this CPU can run the kernels with (empty if they are not built)."""
+    return ISAS[: _module.best_isa() + 1] if load() is not None else ()
+
+
+def set_isa(name: str) -> str:
+    """Use at most instruction set `name` (capped at what the CPU supports); returns the one in use."""
+    if name not in ISAS:
+        raise ValueError(f"unknown instruction set {name!r}; choose one of {', '.join(ISAS)}")
+    if load() is None:
+        raise RuntimeError(f"compiled kernels unavailable: {_failed or 'HARNESS_KERNELS=0'}")
+    return ISAS[_module.set_isa(ISAS.index(name))]
+
+
+def compile_model(model: torch.nn.Module, **options):
+    """`torch.compile(model, **options)`, with the CPU kernels built first.
+
+    Graphs traced afterwards call the fused kernels as dispatcher ops (`graph_ops`). Dynamo
+    cannot build them mid-trace, so a model compiled before they exist falls back to the
+    Python custom ops: same numbers, about 50 us more per pair call.
+    """
+    load()
+    return torch.compile(model, **options)
 
 
 def usable(t: torch.Tensor) -> bool:
@@ -70,7 +134,7 @@ def usable(t: torch.Tensor) -> bool:
 
 def pack_interval(x: torch.Tensor, lo: float, hi: float, closed_lo: bool, closed_hi: bool) -> torch.Tensor:
     """Packed 1[x in interval] (see csrc). Infinite ends must be passed as closed."""
-    return _module.pack_interval(x.contiguous(), lo, hi, closed_lo, closed_hi)
+    return _module.gate_forward(x.contiguous(), 0, lo, hi, closed_lo, closed_hi)[1]
 
 
 FORWARD_OPS = {"relu": 1, "step": 2}  # forwards fused with the gate in `forward_pack`
@@ -78,7 +142,8 @@ FORWARD_OPS = {"relu": 1, "step": 2}  # forwards fused with the gate in `forward
 
 def forward_pack(x: torch.Tensor, op: int, lo: float, hi: float, closed_lo: bool, closed_hi: bool):
     """(y, packed gate) in one pass: y = relu(x) (op 1) or step(x) (op 2), flat."""
-    return _module.forward_pack(x.contiguous(), op, lo, hi, closed_lo, closed_hi)
+    y, packed = _module.gate_forward(x.contiguous(), op, lo, hi, closed_lo, closed_hi)
+    return y, packed
 
 
 def jam_mul(grad: torch.Tensor, packed: torch.Tensor | None, key_a: int, key_b: int) -> torch.Tensor:

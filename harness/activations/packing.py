@@ -179,6 +179,9 @@ def pack_interval(x: Tensor, interval) -> Tensor:
     """Pack the gate 1[x in interval] (an `Interval`) into ceil(n/8) bytes."""
     args = (float(interval.lo), float(interval.hi), bool(interval.closed_lo), bool(interval.closed_hi))
     if torch.compiler.is_compiling():
+        ops = kernels.graph_ops(x)
+        if ops is not None:  # infinite ends closed, as the eager kernel path passes them
+            return ops.gate_forward(x, 0, args[0], args[1], args[2] or args[0] == -math.inf, args[3] or args[1] == math.inf)[1]
         return _pack_interval_op(x, *args)
     return _pack_interval_eager(x, *args)
 
@@ -186,6 +189,9 @@ def pack_interval(x: Tensor, interval) -> Tensor:
 def gate_mul(grad: Tensor, packed: Tensor, lo: float, hi: float) -> Tensor:
     """grad * (hi where the packed bit is set, lo elsewhere), in grad's shape."""
     if torch.compiler.is_compiling():
+        ops = kernels.graph_ops(grad)
+        if ops is not None:
+            return ops.gate_mul(grad, packed, float(lo), float(hi))
         return _gate_mul_op(grad, packed, float(lo), float(hi))
     return _gate_mul_eager(grad, packed, lo, hi)
 
@@ -325,6 +331,9 @@ def encode_codes(x: Tensor, borders: Tensor, bits: int) -> Tensor:
     comparisons for up to 15 borders and binary-searches beyond; numpy and torch paths agree.
     """
     if torch.compiler.is_compiling():
+        ops = kernels.graph_ops(x)
+        if ops is not None and borders.dtype == torch.float32:
+            return ops.encode_codes(x, borders, bits, 0)[1]
         return _encode_codes_op(x, borders, bits)
     return _encode_codes_eager(x, borders, bits)
 
@@ -332,6 +341,9 @@ def encode_codes(x: Tensor, borders: Tensor, bits: int) -> Tensor:
 def decode_mul(grad: Tensor, packed: Tensor, bits: int, levels: Tensor) -> Tensor:
     """grad * levels[code] for the codes packed by `encode_codes` (fused kernel on CPU float32)."""
     if torch.compiler.is_compiling():
+        ops = kernels.graph_ops(grad)
+        if ops is not None and levels.dtype == torch.float32:
+            return ops.decode_mul(grad, packed, levels, bits)
         return _decode_mul_op(grad, packed, bits, levels)
     return _decode_mul_eager(grad, packed, bits, levels)
 
@@ -346,6 +358,9 @@ def jam_mul(grad: Tensor, packed: Tensor | None, key_a: int | None, key_b: int |
     if torch.compiler.is_compiling():
         keys = torch.randint(0, 2**31 - 1, (2,), dtype=torch.int64)
         empty = torch.empty(0, dtype=torch.uint8, device=grad.device)
+        ops = kernels.graph_ops(grad)
+        if ops is not None:
+            return ops.jam_mul(grad, packed if packed is not None else empty, keys)
         return _jam_mul_op(grad, packed if packed is not None else empty, keys)
     return _jam_mul_eager(grad, packed, key_a, key_b)
 
@@ -373,5 +388,8 @@ def forward_pack(x: Tensor, op: int, interval) -> tuple[Tensor, Tensor]:
     args = (op, float(interval.lo), float(interval.hi),
             bool(interval.closed_lo or interval.lo == -math.inf), bool(interval.closed_hi or interval.hi == math.inf))
     if torch.compiler.is_compiling():
+        ops = kernels.graph_ops(x)
+        if ops is not None:
+            return ops.gate_forward(x, *args)
         return _forward_pack_op(x, *args)
     return _forward_pack_eager(x, *args)

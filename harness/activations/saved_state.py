@@ -389,10 +389,16 @@ class CodeRule(BoundRule):
 
     def forward_and_encode(self, x, forward):
         op = kernels.FORWARD_OPS.get(getattr(forward, "name", None))
-        if op is not None and not forward.params and kernels.usable(x):  # relu/step + codes in one pass
+        if op is not None and not forward.params:  # relu/step + codes in one pass
             borders, _ = self._tables(x.device, x.dtype)
-            y, packed = kernels.encode_codes(x.detach().reshape(-1), borders, self.nbits, op)
-            return y.view(x.shape), (packed,)
+            if torch.compiler.is_compiling():
+                ops = kernels.graph_ops(x)
+                if ops is not None:
+                    y, packed = ops.encode_codes(x, borders, self.nbits, op)
+                    return y, (packed,)
+            elif kernels.usable(x):
+                y, packed = kernels.encode_codes(x.detach().reshape(-1), borders, self.nbits, op)
+                return y.view(x.shape), (packed,)
         return super().forward_and_encode(x, forward)
 
     def multiplier(self, saved, meta, like, rng):

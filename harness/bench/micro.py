@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from harness.activations import ActivationPair, FORWARDS
+from harness.activations import ActivationPair, FORWARDS, compile_model
 from harness.activations.definitions import BoundForward
 
 from .memory import SavedState, expected_bytes_per_element, measure_saved
@@ -221,7 +221,7 @@ def _plan_group(
 def _compile_pair(p: BenchPair, x: Tensor, grad: Tensor) -> _Compiled:
     """torch.compile the pair's module; the first fwd+bwd call (Dynamo + AOTAutograd + Inductor
     for forward and backward) is timed as the compile time and kept out of the measurements."""
-    module = torch.compile(ActivationPair.from_spec(p.spec), dynamic=False)
+    module = compile_model(ActivationPair.from_spec(p.spec), dynamic=False)
     start = time.perf_counter()
     try:
         torch.autograd.grad(module(x), x, grad)

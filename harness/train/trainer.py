@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from harness.activations import compile_model
 from harness.data import BatchIterator, DataSplits
 
 from .diagnostics import activation_stats, gradient_fidelity, gradient_norms, preserved_state
@@ -134,7 +135,7 @@ class Trainer:
         # The probe batch is fixed (the first samples of train), so diagnostics compare like with like.
         n_probe = min(settings.probe_batch_size, data.x_train.shape[0])
         self.probe = (data.x_train[:n_probe], data.y_train[:n_probe])
-        self.step_fn = torch.compile(model) if settings.compile else model
+        self.step_fn = compile_model(model) if settings.compile else model
 
     def _evaluate(self, result: TrainResult, step: int, train_loss: float, train_acc: float) -> None:
         s, c = self.settings, result.curves

@@ -59,16 +59,40 @@ def test_numpy_packbits_matches_our_layout():
     assert torch.equal(pack_bits_reference(torch.from_numpy(mask)), torch.from_numpy(np.packbits(mask, bitorder="little")))
 
 
-@pytest.fixture(params=["kernels", "numpy"])
+@pytest.fixture(params=["avx512", "avx2", "scalar", "numpy"])
 def cpu_path(request, monkeypatch):
-    """Run a test through the compiled kernels and through the numpy fallback."""
+    """Run a test through each instruction-set body of the compiled kernels and through numpy."""
     from harness.activations import kernels
 
     if request.param == "numpy":
         monkeypatch.setenv("HARNESS_KERNELS", "0")
-    elif kernels.load() is None:
+        yield request.param
+        return
+    if kernels.load() is None:
         pytest.skip(f"compiled kernels unavailable: {kernels.status()['error']}")
-    return request.param
+    if request.param not in kernels.available_isas():
+        pytest.skip(f"this CPU cannot run the {request.param} kernels")
+    best = kernels.available_isas()[-1]
+    assert kernels.set_isa(request.param) == request.param
+    try:
+        yield request.param
+    finally:
+        kernels.set_isa(best)
+
+
+def test_set_isa_rejects_unknown_names_and_caps_at_the_cpu():
+    from harness.activations import kernels
+
+    if kernels.load() is None:
+        pytest.skip("compiled kernels unavailable")
+    with pytest.raises(ValueError, match="unknown instruction set 'sse9'; choose one of scalar, avx2, avx512"):
+        kernels.set_isa("sse9")
+    best = kernels.available_isas()[-1]
+    try:
+        assert kernels.set_isa("scalar") == "scalar" and kernels.isa() == "scalar"
+        assert kernels.set_isa("avx512") == best  # never above what the CPU supports
+    finally:
+        kernels.set_isa(best)
 
 
 SPECIAL = [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 0.5, -0.5, 1.0, -1.0]

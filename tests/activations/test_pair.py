@@ -76,6 +76,59 @@ def test_compiles_without_graph_breaks_and_matches_eager(rule, params):
             torch.testing.assert_close(a, p.grad)
 
 
+def _graph_recorder(targets: list):
+    """An AOT backend that records the op names of the forward and backward graphs it compiles."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    def record(gm, example_inputs):
+        targets.extend(str(node.target) for node in gm.graph.nodes if node.op == "call_function")
+        return make_boxed_func(gm.forward)
+
+    return aot_autograd(fw_compiler=record, bw_compiler=record)
+
+
+@pytest.mark.parametrize("rule,params,forward_op,backward_op", [
+    ("exact", {}, "harness_kernels.gate_forward", "harness_kernels.gate_mul"),
+    ("rectangular", {}, "harness_kernels.gate_forward", "harness_kernels.gate_mul"),
+    ("positive_jam", {}, "harness_kernels.gate_forward", "harness_kernels.jam_mul"),
+    ("quantized", {"bits": 2, "of": "b_silu"}, "harness_kernels.encode_codes", "harness_kernels.decode_mul"),
+])
+def test_compiled_graphs_call_the_kernels_as_dispatcher_ops(rule, params, forward_op, backward_op):
+    """float32 CPU graphs call the C++ ops directly (no Python custom op per call); same numbers."""
+    from harness.activations import kernels
+
+    if kernels.load() is None:
+        pytest.skip("compiled kernels unavailable")
+    torch._dynamo.reset()
+    targets: list[str] = []
+    module = ActivationPair("relu", rule, **params)
+    x = torch.randn(3, 257, requires_grad=True)
+    upstream = torch.randn(3, 257)
+    compiled = torch.compile(module, fullgraph=True, backend=_graph_recorder(targets))
+    (grad,) = torch.autograd.grad(compiled(x), x, upstream)
+    assert any(t.startswith(forward_op) for t in targets) and any(t.startswith(backward_op) for t in targets), targets
+    assert not any(t.startswith("harness.") for t in targets), targets  # no Python custom op left
+    if not module.spec.rule.stochastic:
+        (expected,) = torch.autograd.grad(module(x), x, upstream)
+        assert torch.equal(grad, expected)
+    else:  # jamming: 0 outside the gate, |g| <= |upstream| inside
+        gate = x.detach() > 0
+        assert torch.equal(grad[~gate], torch.zeros_like(grad[~gate]))
+        assert (grad[gate].abs() <= upstream[gate].abs()).all() and (grad[gate] != 0).any()
+
+
+def test_compiled_graphs_for_other_dtypes_use_the_python_custom_ops():
+    torch._dynamo.reset()
+    targets: list[str] = []
+    module = ActivationPair("relu", "rectangular")
+    x = torch.randn(4, 9, dtype=torch.float64, requires_grad=True)
+    compiled = torch.compile(module, fullgraph=True, backend=_graph_recorder(targets))
+    (grad,) = torch.autograd.grad(compiled(x).sum(), x)
+    assert any(t.startswith("harness.forward_pack") for t in targets), targets
+    assert torch.equal(grad, torch.autograd.grad(module(x).sum(), x)[0])
+
+
 def test_unknown_names_suggest_the_closest_and_list_all():
     with pytest.raises(UnknownNameError) as err:
         ActivationPair("relux", "exact")
