@@ -67,6 +67,9 @@ class RuleDef:
     jam: bool = False
     builder: Callable[..., BoundRule] | None = None
     doc: str = ""
+    # dL/dx by torch's own backward kernel, `native(grad, saved, **params)` (exact rules of
+    # smooth forwards only); returns None where it does not apply (e.g. silu with beta != 1).
+    native: Callable[..., Tensor | None] | None = None
 
     def bind(self, forward: "BoundForward", params: dict[str, Any] | None = None) -> BoundRule:
         """Validate `params` and return the rule bound to `forward`."""
@@ -86,6 +89,8 @@ def make_bound(rule: RuleDef, forward: "BoundForward", params: dict[str, Any], n
     kwargs: dict[str, Any] = dict(name=name or rule.name, params=params, fn=rule.fn, forward_fn=forward)
     if rule.saves is Saves.BITS:
         kwargs["levels"] = tuple(float(v) for v in (rule.levels(**params) if rule.levels else (0.0, 1.0)))
+    if rule.native is not None:
+        kwargs["native"] = rule.native
     bound = cls(**kwargs)
     return UniformJam(name=bound.name, params=params, base=bound) if rule.jam else bound
 
@@ -104,13 +109,18 @@ class ForwardDef:
     def __call__(self, x: Tensor, **params) -> Tensor:
         return self.fn(x, **params)
 
-    def derivative(self, saves: str, levels: Callable | None = None):
-        """Decorator: register f' in closed form; it receives the forward's parameters."""
+    def derivative(self, saves: str, levels: Callable | None = None, native: Callable | None = None):
+        """Decorator: register f' in closed form; it receives the forward's parameters.
+
+        `native(grad, saved, **params)`, optional for smooth forwards: dL/dy * f' by torch's
+        own backward kernel (one vectorised pass, as fast as the native activation's backward),
+        or None where it does not apply. The closed form stays the reference.
+        """
 
         def wrap(fn: Callable) -> Callable:
             self.exact = RuleDef(
                 name=f"{self.name}'", fn=fn, saves=Saves(saves), params=self.params,
-                check=self.check, levels=levels, doc=(fn.__doc__ or "").strip(),
+                check=self.check, levels=levels, doc=(fn.__doc__ or "").strip(), native=native,
             )
             return fn
 

@@ -256,6 +256,7 @@ class InputRule(BoundRule):
     """g = fn(x): saves x in the input dtype."""
 
     fn: Callable[..., Tensor] = field(default=None, repr=False)
+    native: Callable[..., Tensor | None] | None = field(default=None, repr=False)
 
     def __post_init__(self):
         self.saves = Saves.INPUT
@@ -267,8 +268,7 @@ class InputRule(BoundRule):
         return self.fn(saved[0], **self.params)
 
     def grad_input(self, grad_output, saved, meta, rng):
-        fused = fused_grad(self.fn, self.params, saved[0], grad_output)
-        return fused if fused is not None else grad_output * self.fn(saved[0], **self.params)
+        return _smooth_grad(self, grad_output, saved[0])
 
 
 @dataclass(eq=False)
@@ -276,6 +276,7 @@ class OutputRule(BoundRule):
     """g = fn(y) with y = f(x) the pair's output: saves y (free when the next layer saves it too)."""
 
     fn: Callable[..., Tensor] = field(default=None, repr=False)
+    native: Callable[..., Tensor | None] | None = field(default=None, repr=False)
 
     def __post_init__(self):
         self.saves = Saves.OUTPUT
@@ -287,8 +288,19 @@ class OutputRule(BoundRule):
         return self.fn(saved[0], **self.params)
 
     def grad_input(self, grad_output, saved, meta, rng):
-        fused = fused_grad(self.fn, self.params, saved[0], grad_output)
-        return fused if fused is not None else grad_output * self.fn(saved[0], **self.params)
+        return _smooth_grad(self, grad_output, saved[0])
+
+
+def _smooth_grad(rule: InputRule | OutputRule, grad_output: Tensor, saved: Tensor) -> Tensor:
+    """dL/dy * g(saved) for a smooth rule: torch's own backward kernel where the rule has one
+    (exact rules of native forwards), else the rule compiled into one kernel (large tensors),
+    else the eager formula."""
+    if rule.native is not None:
+        grad = rule.native(grad_output, saved, **rule.params)
+        if grad is not None:
+            return grad
+    fused = fused_grad(rule.fn, rule.params, saved, grad_output)
+    return fused if fused is not None else grad_output * rule.fn(saved, **rule.params)
 
 
 @dataclass(eq=False)

@@ -52,3 +52,34 @@ def test_swish_beta_derivative_matches_autograd():
     (g_ref,) = torch.autograd.grad((x * torch.sigmoid(1.7 * x)).sum(), x)
     (g,) = torch.autograd.grad(pair(x, "silu", "exact", beta=1.7).sum(), x)
     torch.testing.assert_close(g, g_ref)
+
+
+def _with_native_backward():
+    out = []
+    for name in FORWARDS.names():
+        exact = FORWARDS.get(name).exact
+        if exact is not None and exact.native is not None:
+            out.append(name)
+    return out
+
+
+def _parameter_settings(name):
+    """Defaults, and every float parameter moved off its default (1.7x, or 0.3 if it is 0)."""
+    defaults = {k: p.default for k, p in FORWARDS.get(name).params.items()}
+    moved = {k: (v * 1.7 if v else 0.3) for k, v in defaults.items() if isinstance(v, float)}
+    return [{}, moved] if moved else [{}]
+
+
+@pytest.mark.parametrize("forward", _with_native_backward())
+def test_native_backward_kernels_equal_the_closed_form_derivative(forward):
+    """The fast path (torch's own backward op) and the documented formula are the same g."""
+    assert {"silu", "gelu", "tanh", "sigmoid", "elu", "celu"} <= set(_with_native_backward())
+    x = torch.cat([smooth_points(64), torch.tensor([-30.0, -5.0, 5.0, 30.0], dtype=torch.float64)]).requires_grad_()
+    upstream = torch.randn(x.shape, dtype=torch.float64)
+    for params in _parameter_settings(forward):
+        module = ActivationPair(forward, "exact", **params)
+        (grad,) = torch.autograd.grad(module(x), x, upstream)
+        rule = module.spec.rule
+        saved = x.detach() if rule.saves.value == "input" else module(x).detach()
+        torch.testing.assert_close(grad, upstream * rule.fn(saved, **rule.params), rtol=1e-10, atol=1e-12,
+                                   msg=lambda m: f"{forward} {params}: {m}")
