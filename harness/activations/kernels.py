@@ -26,15 +26,27 @@ _failed: str | None = None
 ISAS = ("scalar", "avx2", "avx512")  # instruction-set levels of the kernel bodies, lowest first
 
 
+# Read once: `usable` runs several times per pair call, and an environment lookup there cost
+# ~5 % of a small model's step. `set_enabled` switches at run time (tests use it).
+_enabled = os.environ.get("HARNESS_KERNELS", "1") != "0"
+
+
 def enabled() -> bool:
-    """Whether the compiled kernels may be used (HARNESS_KERNELS != '0')."""
-    return os.environ.get("HARNESS_KERNELS", "1") != "0"
+    """Whether the compiled kernels may be used (HARNESS_KERNELS != '0' at start, or `set_enabled`)."""
+    return _enabled
+
+
+def set_enabled(flag: bool) -> bool:
+    """Allow (True) or forbid (False) the kernels from now on; returns the previous setting."""
+    global _enabled
+    previous, _enabled = _enabled, bool(flag)
+    return previous
 
 
 def load():
     """The compiled extension module, building it on first call; None if unavailable."""
     global _module, _failed
-    if _module is not None or _failed is not None or not enabled():
+    if _module is not None or _failed is not None or not _enabled:
         return _module
     with _lock:
         if _module is None and _failed is None:
@@ -127,42 +139,42 @@ def compile_model(model: torch.nn.Module, **options):
 def usable(t: torch.Tensor) -> bool:
     """True when `t` can go through the kernels (float32 on CPU, eager mode, kernels built)."""
     return (
-        t.dtype == torch.float32 and t.device.type == "cpu" and not torch.compiler.is_compiling()
-        and enabled() and load() is not None
+        _enabled and t.dtype == torch.float32 and t.device.type == "cpu"
+        # Before load(): building the kernels while Dynamo traces would break the graph.
+        and not torch.compiler.is_compiling() and (_module is not None or load() is not None)
     )
 
 
 def pack_interval(x: torch.Tensor, lo: float, hi: float, closed_lo: bool, closed_hi: bool) -> torch.Tensor:
     """Packed 1[x in interval] (see csrc). Infinite ends must be passed as closed."""
-    return _module.gate_forward(x.contiguous(), 0, lo, hi, closed_lo, closed_hi)[1]
+    return _module.gate_forward(x, 0, lo, hi, closed_lo, closed_hi)[1]
 
 
+_NO_GATE = torch.empty(0, dtype=torch.uint8)
 FORWARD_OPS = {"relu": 1, "step": 2}  # forwards fused with the gate in `forward_pack`
 
 
 def forward_pack(x: torch.Tensor, op: int, lo: float, hi: float, closed_lo: bool, closed_hi: bool):
-    """(y, packed gate) in one pass: y = relu(x) (op 1) or step(x) (op 2), flat."""
-    y, packed = _module.gate_forward(x.contiguous(), op, lo, hi, closed_lo, closed_hi)
-    return y, packed
+    """(y, packed gate) in one pass: y = relu(x) (op 1) or step(x) (op 2), in x's shape."""
+    return _module.gate_forward(x, op, lo, hi, closed_lo, closed_hi)
 
 
 def jam_mul(grad: torch.Tensor, packed: torch.Tensor | None, key_a: int, key_b: int) -> torch.Tensor:
     """grad * gate * u, u = hash_uniform(i; key_a, key_b) (see packing.hash_uniform_reference)."""
-    empty = torch.empty(0, dtype=torch.uint8)
-    return _module.jam_mul(grad.contiguous(), empty if packed is None else packed, key_a, key_b)
+    return _module.jam_mul(grad, _NO_GATE if packed is None else packed, key_a, key_b)
 
 
 def encode_codes(x: torch.Tensor, borders: torch.Tensor, bits: int, op: int = 0):
-    """(y or None, planar-packed b-bit codes #{borders < x}); y = relu/step(x) for op 1/2, flat."""
-    y, packed = _module.encode_codes(x.contiguous(), borders, bits, op)
+    """(y or None, planar-packed b-bit codes #{borders < x}); y = relu/step(x) for op 1/2, in x's shape."""
+    y, packed = _module.encode_codes(x, borders, bits, op)
     return (y if op else None), packed
 
 
 def decode_mul(grad: torch.Tensor, packed: torch.Tensor, levels: torch.Tensor, bits: int) -> torch.Tensor:
     """grad * levels[code] for codes stored by `encode_codes`."""
-    return _module.decode_mul(grad.contiguous(), packed, levels, bits)
+    return _module.decode_mul(grad, packed, levels, bits)
 
 
 def gate_mul(grad: torch.Tensor, packed: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """grad * (hi where the bit is set, lo elsewhere), in grad's shape."""
-    return _module.gate_mul(grad.contiguous(), packed, lo, hi)
+    return _module.gate_mul(grad, packed, lo, hi)

@@ -129,7 +129,7 @@ def _pack_interval_eager(x: Tensor, lo: float, hi: float, closed_lo: bool, close
     if kernels.usable(x):
         # One fused compare-and-pack pass (csrc/gate_kernels.cpp). Infinite ends are passed
         # closed, so +-inf inputs fall inside exactly as `interval_mask` (which skips them) says.
-        return kernels.pack_interval(x.detach().reshape(-1), lo, hi, closed_lo or lo == -math.inf, closed_hi or hi == math.inf)
+        return kernels.pack_interval(x, lo, hi, closed_lo or lo == -math.inf, closed_hi or hi == math.inf)
     if x.device.type == "cpu" and x.dtype in _NUMPY_FLOATS:
         # numpy's compare is ~8x faster than torch's bool-output compare on CPU.
         flat = x.detach().reshape(-1).numpy()
@@ -141,7 +141,7 @@ def _pack_interval_eager(x: Tensor, lo: float, hi: float, closed_lo: bool, close
 
 def _gate_mul_eager(grad: Tensor, packed: Tensor, lo: float, hi: float) -> Tensor:
     if kernels.usable(grad):  # one fused unpack-and-multiply pass
-        return kernels.gate_mul(grad, packed, lo, hi).view(grad.shape)
+        return kernels.gate_mul(grad, packed, lo, hi)
     gate = _unpack_eager(packed, grad.numel()).view(grad.shape).to(grad.device)
     if lo != 0.0:
         return torch.where(gate, grad * hi, grad * lo)
@@ -221,7 +221,7 @@ def hash_uniform_reference(n: int, key_a: int, key_b: int, device=None) -> Tenso
 
 def _jam_mul_eager(grad: Tensor, packed: Tensor | None, key_a: int, key_b: int) -> Tensor:
     if kernels.usable(grad):
-        return kernels.jam_mul(grad, packed, key_a, key_b).view(grad.shape)
+        return kernels.jam_mul(grad, packed, key_a, key_b)
     u = hash_uniform_reference(grad.numel(), key_a, key_b, grad.device).view(grad.shape)
     g = grad * u.to(grad.dtype) if grad.dtype != torch.float32 else grad * u
     if packed is None:
@@ -252,7 +252,7 @@ def _use_numpy(t: Tensor) -> bool:
 
 def _encode_codes_eager(x: Tensor, borders: Tensor, bits: int) -> Tensor:
     if kernels.usable(x) and borders.dtype == torch.float32:
-        return kernels.encode_codes(x.detach().reshape(-1), borders.contiguous(), bits)[1]
+        return kernels.encode_codes(x, borders.contiguous(), bits)[1]
     if _use_numpy(x) and x.dtype in _NUMPY_FLOATS:
         flat = x.detach().reshape(-1).numpy()
         b = borders.numpy()
@@ -272,7 +272,7 @@ def _encode_codes_eager(x: Tensor, borders: Tensor, bits: int) -> Tensor:
 
 def _decode_mul_eager(grad: Tensor, packed: Tensor, bits: int, levels: Tensor) -> Tensor:
     if kernels.usable(grad) and levels.dtype == torch.float32:
-        return kernels.decode_mul(grad, packed, levels.contiguous(), bits).view(grad.shape)
+        return kernels.decode_mul(grad, packed, levels.contiguous(), bits)
     return grad * decode_levels(packed.to(grad.device), grad.numel(), bits, levels).view(grad.shape)
 
 
@@ -367,8 +367,7 @@ def jam_mul(grad: Tensor, packed: Tensor | None, key_a: int | None, key_b: int |
 
 def _forward_pack_eager(x: Tensor, op: int, lo: float, hi: float, closed_lo: bool, closed_hi: bool) -> tuple[Tensor, Tensor]:
     if kernels.usable(x):
-        y, packed = kernels.forward_pack(x.detach().reshape(-1), op, lo, hi, closed_lo, closed_hi)
-        return y.view(x.shape), packed
+        return kernels.forward_pack(x, op, lo, hi, closed_lo, closed_hi)
     y = torch.relu(x) if op == kernels.FORWARD_OPS["relu"] else (x > 0).to(x.dtype)
     return y, _pack_interval_eager(x, lo, hi, closed_lo, closed_hi)
 

@@ -22,7 +22,7 @@ import enum
 import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import Tensor
@@ -127,9 +127,9 @@ class Interval:
         return interval_mask(x, self.lo, self.hi, self.closed_lo, self.closed_hi)
 
 
-@dataclass(frozen=True)
-class StateMeta:
-    """Shape information the backward pass needs to decode packed state."""
+class StateMeta(NamedTuple):
+    """Shape information the backward pass needs to decode packed state (a tuple: built on
+    every forward call, where a frozen dataclass cost a few microseconds)."""
 
     shape: torch.Size
     numel: int
@@ -224,6 +224,10 @@ class GateRule(BoundRule):
             p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in inspect.signature(self.fn).parameters.values()
         )
         self.interval: Interval | None = None if takes_x else self.fn(**self.params)
+        if self.interval is not None:  # as the kernels take it: infinite ends closed
+            i = self.interval
+            self._kernel_interval = (float(i.lo), float(i.hi), bool(i.closed_lo or i.lo == -math.inf),
+                                     bool(i.closed_hi or i.hi == math.inf))
 
     def encode(self, x, y):
         if self.interval is not None:
@@ -233,9 +237,12 @@ class GateRule(BoundRule):
     def forward_and_encode(self, x, forward):
         op = kernels.FORWARD_OPS.get(getattr(forward, "name", None))
         if op is not None and self.interval is not None and not forward.params:
+            if kernels.usable(x):  # the hot path: straight to the kernel
+                y, packed = kernels.forward_pack(x, op, *self._kernel_interval)
+                return y, (packed,)
             # Compiled graphs always take the fused op (its implementation falls back by itself
             # at run time); building the kernels while Dynamo traces would break the graph.
-            if torch.compiler.is_compiling() or kernels.usable(x):
+            if torch.compiler.is_compiling():
                 y, packed = forward_pack(x, op, self.interval)
                 return y, (packed,)
         return super().forward_and_encode(x, forward)
@@ -248,6 +255,8 @@ class GateRule(BoundRule):
 
     def grad_input(self, grad_output, saved, meta, rng):
         lo, hi = self.levels
+        if kernels.usable(grad_output):  # the hot path: straight to the kernel
+            return kernels.gate_mul(grad_output, saved[0], lo, hi)
         return gate_mul(grad_output, saved[0].to(grad_output.device), lo, hi)
 
 
@@ -409,8 +418,8 @@ class CodeRule(BoundRule):
                     y, packed = ops.encode_codes(x, borders, self.nbits, op)
                     return y, (packed,)
             elif kernels.usable(x):
-                y, packed = kernels.encode_codes(x.detach().reshape(-1), borders, self.nbits, op)
-                return y.view(x.shape), (packed,)
+                y, packed = kernels.encode_codes(x, borders, self.nbits, op)
+                return y, (packed,)
         return super().forward_and_encode(x, forward)
 
     def multiplier(self, saved, meta, like, rng):

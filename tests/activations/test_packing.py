@@ -65,8 +65,11 @@ def cpu_path(request, monkeypatch):
     from harness.activations import kernels
 
     if request.param == "numpy":
-        monkeypatch.setenv("HARNESS_KERNELS", "0")
-        yield request.param
+        previous = kernels.set_enabled(False)
+        try:
+            yield request.param
+        finally:
+            kernels.set_enabled(previous)
         return
     if kernels.load() is None:
         pytest.skip(f"compiled kernels unavailable: {kernels.status()['error']}")
