@@ -162,6 +162,11 @@ class BoundRule:
         """g from the saved state (tensor of `meta.shape`, or a number)."""
         raise NotImplementedError
 
+    def fused_pair_args(self, forward) -> tuple | None:
+        """Arguments of `kernels.gate_pair` when the whole pair (forward + this rule) can run as
+        one C++ autograd function; None otherwise (the general autograd.Function then runs)."""
+        return None
+
     def grad_input(self, grad_output: Tensor, saved: tuple[Tensor, ...], meta: StateMeta, rng: RandomSource) -> Tensor:
         """dL/dx = dL/dy * g."""
         g = self.multiplier(saved, meta, grad_output, rng)
@@ -246,6 +251,12 @@ class GateRule(BoundRule):
                 y, packed = forward_pack(x, op, self.interval)
                 return y, (packed,)
         return super().forward_and_encode(x, forward)
+
+    def fused_pair_args(self, forward):
+        op = kernels.FORWARD_OPS.get(getattr(forward, "name", None))
+        if op is None or self.interval is None or forward.params:
+            return None
+        return (op, *self._kernel_interval, *self.levels)
 
     def multiplier(self, saved, meta, like, rng):
         lo, hi = self.levels

@@ -129,6 +129,39 @@ def test_compiled_graphs_for_other_dtypes_use_the_python_custom_ops():
     assert torch.equal(grad, torch.autograd.grad(module(x).sum(), x)[0])
 
 
+@pytest.mark.parametrize("forward,rule,params", [("relu", "exact", {}), ("relu", "rectangular", {}), ("step", "rectangular", {}),
+                                                 ("relu", "quantized", {"bits": 1, "of": "b_silu"})])
+def test_cpp_gate_pair_equals_the_general_autograd_function(forward, rule, params):
+    """The C++ fast path for gate pairs: same outputs, gradients and saved bytes as _PairFunction."""
+    from harness.activations import kernels
+    from harness.activations.pair import _PairFunction
+
+    if kernels.load() is None:
+        pytest.skip("compiled kernels unavailable")
+    spec = make_pair(forward, rule, **params)
+    assert spec.gate_pair_args is not None
+    x = torch.cat([torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0]), torch.randn(3000)]).reshape(5, 601)
+    upstream = torch.randn(5, 601)
+    results = []
+    for fn in (lambda t: kernels.gate_pair(t, *spec.gate_pair_args), lambda t: _PairFunction.apply(t, spec)):
+        leaf = x.clone().requires_grad_()
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.nbytes) or t, lambda t: t):
+            y = fn(leaf)
+        (grad,) = torch.autograd.grad(y, leaf, upstream)
+        results.append((y.detach(), grad, saved))
+    (y_fast, g_fast, saved_fast), (y_ref, g_ref, saved_ref) = results
+    assert torch.equal(y_fast.nan_to_num(7.0), y_ref.nan_to_num(7.0)) and torch.equal(g_fast, g_ref)
+    assert saved_fast == saved_ref == [(x.numel() + 7) // 8]
+
+
+def test_only_fused_gate_pairs_take_the_cpp_path():
+    assert make_pair("relu", "exact").gate_pair_args is not None
+    assert make_pair("leaky_relu", "exact").gate_pair_args is None  # no fused forward
+    assert make_pair("relu", "positive_jam").gate_pair_args is None  # stochastic: Python RNG keys
+    assert make_pair("relu", "b_silu").gate_pair_args is None
+
+
 def test_unknown_names_suggest_the_closest_and_list_all():
     with pytest.raises(UnknownNameError) as err:
         ActivationPair("relux", "exact")

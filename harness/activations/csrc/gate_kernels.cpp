@@ -618,6 +618,35 @@ int64_t set_isa(int64_t level) {
   return g_isa;
 }
 
+// gate_pair: the whole eager pair for a gate rule with a fused forward, as a C++ autograd
+// function: y = relu/step(x) with the packed gate saved, dL/dx = dL/dy * (bit ? hi : lo).
+// The same computation as pair.py's _PairFunction with GateRule (tests compare them); it only
+// skips the Python autograd.Function machinery, ~15 us per call, which is a ReLU's whole cost
+// in a small model.
+class GatePairFunction : public torch::autograd::Function<GatePairFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, int64_t op, double lo,
+                               double hi, bool closed_lo, bool closed_hi, double level_lo, double level_hi) {
+    auto [y, packed] = gate_forward(x, op, lo, hi, closed_lo, closed_hi);
+    ctx->save_for_backward({packed});
+    ctx->saved_data["level_lo"] = level_lo;
+    ctx->saved_data["level_hi"] = level_hi;
+    return y;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    auto grad = gate_mul(grads[0], saved[0], ctx->saved_data["level_lo"].toDouble(), ctx->saved_data["level_hi"].toDouble());
+    return {grad, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+torch::Tensor gate_pair(const torch::Tensor& x, int64_t op, double lo, double hi, bool closed_lo, bool closed_hi,
+                        double level_lo, double level_hi) {
+  TORCH_CHECK(op == 1 || op == 2, "gate_pair: op must be 1 (relu) or 2 (step)");
+  return GatePairFunction::apply(x, op, lo, hi, closed_lo, closed_hi, level_lo, level_hi);
+}
+
 // The same kernels as dispatcher ops, for torch.compile'd graphs: Inductor calls them straight
 // from its generated code, without the ~50 us per call of a Python custom op (that is half a
 // ReLU fwd+bwd at 1M elements). Only graphs traced with float32 CPU inputs use them (see
@@ -647,6 +676,7 @@ TORCH_LIBRARY_IMPL(harness_kernels, CPU, m) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gate_forward", &gate_forward, "packed 1[x in interval], plus y = relu(x) or step(x) (op 1/2), in one pass");
   m.def("gate_mul", &gate_mul, "grad * (bit ? hi : lo)");
+  m.def("gate_pair", &gate_pair, "relu/step forward with a 1-bit gate backward, as one C++ autograd function");
   m.def("jam_mul", &jam_mul, "grad * gate * U(0,1) from a counter-based hash");
   m.def("encode_codes", &encode_codes, "b-bit codes of x against sorted borders, packed in bit planes (+ relu/step y)");
   m.def("decode_mul", &decode_mul, "grad * levels[code] from packed bit planes");
