@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from harness import allocator
 from harness.activations import fused, kernels
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -78,5 +79,6 @@ def environment(device: torch.device) -> dict:
         "git_commit": git_commit(),
         "activation_kernels": kernels.status(),  # compiled gate/code/jam kernels in use, or why not
         "fused_smooth_backward": fused.enabled(),  # smooth rules' backward compiled (HARNESS_FUSE)
+        "malloc": allocator.status(),  # freed tensor memory kept in the process (harness/allocator.py)
     }
     return env

@@ -15,6 +15,8 @@ import time
 from dataclasses import replace
 from typing import Any, Callable, TextIO
 
+from harness.allocator import keep_freed_memory
+
 from . import compare as cmp
 from .micro import MIN_REPEATS, MicroConfig, quick_config, restrict, run_micro
 from .results import (
@@ -59,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--macro", action="store_true",
                    help="also run the macro benchmark: training steps/s of the MNIST-1D MLP and CNN, harness "
                         "trainer vs a hand-written loop, relu/rectangular vs relu/exact (about a minute)")
+    p.add_argument("--system-malloc", action="store_true",
+                   help="keep glibc's default malloc thresholds (by default they are raised so that no candidate "
+                        "page-faults fresh memory on each call; see harness/allocator.py)")
     p.add_argument("--machine-kind", default=None, help=f"name of this machine kind in the JSON (default {machine_kind()})")
     return p
 
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, out
         return 2
 
     env = environment()
+    if measurer is run_micro and not args.system_malloc:  # a real measurement (tests inject fakes)
+        env["malloc"] = keep_freed_memory()
     kind = args.machine_kind or machine_kind()
     if baseline is not None and baseline.get("machine_kind") != kind:
         log(f"warning: baseline is for machine kind {baseline.get('machine_kind')!r}, this machine is {kind!r}; "

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from harness.activations import ActFactory, kernels
+from harness.allocator import keep_freed_memory
 from harness.data import load_dataset
 from harness.models import build_model, clip_binary_weights_, count_parameters
 from harness.models.binary import BinaryLinear
@@ -88,6 +89,11 @@ def build_run(cfg: dict[str, Any]):
     seed = int(cfg.get("seed", 0))
     device = resolve_device(str(cfg.get("device", "auto")))
     kernels.load()  # build/load the fused CPU kernels now, so the record says whether they are used
+    malloc = cfg.get("malloc", "keep_freed")
+    if malloc not in ("keep_freed", "system"):
+        raise ConfigError(f"malloc must be 'keep_freed' or 'system', got {malloc!r}.")
+    if malloc == "keep_freed":
+        keep_freed_memory()  # no page faults on reused tensor memory (harness/allocator.py)
     torch.set_num_threads(resolve_threads(cfg.get("threads", "auto")))
     generator = seed_everything(seed)
     try:

@@ -1,4 +1,6 @@
 """One run end to end through `execute`: records, determinism, divergence, failures, errors."""
+import sys
+
 import pytest
 
 from harness.sweep.record import load_record
@@ -133,6 +135,15 @@ def test_record_says_which_kernels_were_used(tmp_path):
     env = execute(tiny_config(), tmp_path)["environment"]
     assert env["activation_kernels"]["loaded"] == (kernels.load() is not None)
     assert env["fused_smooth_backward"] in (True, False)
+    if sys.platform.startswith("linux"):  # glibc: freed tensor memory is kept (harness/allocator.py)
+        assert env["malloc"]["tuned"] is True and env["malloc"]["mmap_threshold"] == 32 << 20
+
+
+def test_unknown_malloc_setting_fails_before_training(tmp_path):
+    cfg = tiny_config()
+    cfg["malloc"] = "jemalloc"
+    with pytest.raises(ConfigError, match="malloc must be 'keep_freed' or 'system', got 'jemalloc'"):
+        execute(cfg, tmp_path, raise_config_errors=True)
 
 
 def test_validation_split_is_evaluated_alongside_test(tmp_path):
