@@ -83,3 +83,11 @@ def test_native_backward_kernels_equal_the_closed_form_derivative(forward):
         saved = x.detach() if rule.saves.value == "input" else module(x).detach()
         torch.testing.assert_close(grad, upstream * rule.fn(saved, **rule.params), rtol=1e-10, atol=1e-12,
                                    msg=lambda m: f"{forward} {params}: {m}")
+
+
+def test_step_forward_is_the_heaviside_step_on_every_cpu_path(cpu_path):
+    x = torch.cat([torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e-45, -1e-45]), torch.randn(4099)])
+    for t in (x, x.reshape(-1, 1)[:, 0], x[:4100].reshape(41, 100).t()):  # odd length, non-contiguous
+        y = FORWARDS.get("step")(t)
+        assert y.dtype == t.dtype and y.shape == t.shape
+        assert torch.equal(y, (t > 0).to(t.dtype))  # NaN -> 0, +0 and -0 -> 0

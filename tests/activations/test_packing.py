@@ -59,30 +59,6 @@ def test_numpy_packbits_matches_our_layout():
     assert torch.equal(pack_bits_reference(torch.from_numpy(mask)), torch.from_numpy(np.packbits(mask, bitorder="little")))
 
 
-@pytest.fixture(params=["avx512", "avx2", "scalar", "numpy"])
-def cpu_path(request, monkeypatch):
-    """Run a test through each instruction-set body of the compiled kernels and through numpy."""
-    from harness.activations import kernels
-
-    if request.param == "numpy":
-        previous = kernels.set_enabled(False)
-        try:
-            yield request.param
-        finally:
-            kernels.set_enabled(previous)
-        return
-    if kernels.load() is None:
-        pytest.skip(f"compiled kernels unavailable: {kernels.status()['error']}")
-    if request.param not in kernels.available_isas():
-        pytest.skip(f"this CPU cannot run the {request.param} kernels")
-    best = kernels.available_isas()[-1]
-    assert kernels.set_isa(request.param) == request.param
-    try:
-        yield request.param
-    finally:
-        kernels.set_isa(best)
-
-
 def test_set_isa_rejects_unknown_names_and_caps_at_the_cpu():
     from harness.activations import kernels
 
