@@ -4,7 +4,7 @@ They fuse what the numpy path does in several passes: compare + pack in forward,
 multiply in backward (docs/DESIGN.md section 5: parity with native ReLU needs this). Built on first
 use with torch.utils.cpp_extension (about a minute once; cached in ~/.cache/torch_extensions).
 One build holds AVX-512, AVX2 and scalar bodies; the best one the CPU supports is picked at
-run time (`set_isa` forces a lower one, for tests and benchmarks). If the build fails, or
+run time (`set_isa` or HARNESS_KERNEL_ISA=avx2|scalar force a lower one, for tests and benchmarks). If the build fails, or
 HARNESS_KERNELS=0, the numpy path is used: same bits, slower.
 """
 from __future__ import annotations
@@ -48,6 +48,9 @@ def load():
     global _module, _failed
     if _module is not None or _failed is not None or not _enabled:
         return _module
+    isa_cap = os.environ.get("HARNESS_KERNEL_ISA")
+    if isa_cap and isa_cap not in ISAS:  # a typo must not silently change what is measured
+        raise ValueError(f"HARNESS_KERNEL_ISA={isa_cap!r} is not an instruction set; choose one of {', '.join(ISAS)}")
     with _lock:
         if _module is None and _failed is None:
             try:
@@ -60,6 +63,8 @@ def load():
                 _module = load_extension(name="harness_gate_kernels", sources=[str(_SOURCE)], extra_cflags=flags,
                                          extra_ldflags=["-fopenmp"], verbose=False)
                 _register_fake_ops()
+                if isa_cap:  # e.g. avx2: reproduce a machine without AVX-512
+                    _module.set_isa(ISAS.index(isa_cap))
             except Exception as exc:  # no compiler, no ninja, ...: fall back, say why once
                 _module = None
                 _failed = f"{type(exc).__name__}: {exc}"

@@ -198,3 +198,26 @@ def test_fused_forward_and_codes_match_the_unfused_path(cpu_path, forward, bits)
     borders = spec.rule.borders.float()
     codes = torch.bucketize(x, borders).masked_fill_(x.isnan(), 0)
     assert torch.equal(saved[0], pack_codes(codes.to(torch.uint8), bits))
+
+
+@pytest.mark.parametrize("value,expected", [("avx2", "avx2"), ("scalar", "scalar"), ("sse9", "error")])
+def test_kernel_isa_environment_variable_caps_the_instruction_set(value, expected):
+    import os
+    import subprocess
+    import sys
+
+    from harness.activations import kernels
+
+    if kernels.load() is None:
+        pytest.skip("compiled kernels unavailable")
+    if expected != "error" and expected not in kernels.available_isas():
+        pytest.skip(f"this CPU cannot run {expected}")
+    code = ("from harness.activations import kernels\n"
+            "try:\n    kernels.load(); print(kernels.isa())\n"
+            "except ValueError as exc:\n    print('error:', exc)\n")
+    env = {**os.environ, "HARNESS_KERNEL_ISA": value}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env).stdout.strip()
+    if expected == "error":
+        assert out == "error: HARNESS_KERNEL_ISA='sse9' is not an instruction set; choose one of scalar, avx2, avx512"
+    else:
+        assert out == expected
