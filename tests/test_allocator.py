@@ -29,6 +29,16 @@ def test_tuned_malloc_stops_page_faults_on_repeated_large_allocations():
         out = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, timeout=120, check=True)
         return int(out.stdout.strip().splitlines()[-1])
 
-    plain, tuned = run("plain"), run("tuned")
-    assert plain > 1000  # glibc's defaults hand these blocks back and fault them in again
-    assert tuned < 50
+    # With glibc's defaults this script took 61,280 faults when run alone, but 0 inside the full
+    # test suite (the dynamic mmap threshold depends on the process's history), so only the
+    # tuned side is asserted: it must never fault these blocks in again.
+    assert run("tuned") < 50
+
+
+def test_keep_freed_memory_reports_what_it_set():
+    code = "from harness.allocator import keep_freed_memory, status\nprint(status()['tuned'], keep_freed_memory(), status())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    before, rest = out.split(" ", 1)
+    assert before == "False"
+    if sys.platform.startswith("linux"):
+        assert "'tuned': True, 'mmap_threshold': 33554432, 'trim_threshold': 1073741824" in rest

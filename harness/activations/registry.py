@@ -6,10 +6,11 @@ in a sweep fails at config time with a fix in the message.
 """
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, TypeVar
+
+from harness.suggest import unknown_name_message
 
 T = TypeVar("T")
 
@@ -20,13 +21,6 @@ class UnknownNameError(ValueError):
 
 class ParameterError(ValueError):
     """A parameter that does not exist, has the wrong type, or is out of range."""
-
-
-def unknown_name_message(kind: str, name: str, valid: list[str]) -> str:
-    """Format 'unknown <kind> <name>; did you mean ...? valid: ...'."""
-    close = difflib.get_close_matches(str(name), valid, n=3, cutoff=0.5)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return f"Unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(sorted(valid))}."
 
 
 class Registry(Generic[T]):

@@ -7,13 +7,14 @@ config fails with the list of valid names.
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 import numbers
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+
+from harness.suggest import describe_unknown_keys, unknown_name_message
 
 from .holdout import random_split, split_counts
 from .normalize import apply_normalizer, check_normalize, fit_normalizer
@@ -57,10 +58,7 @@ def dataset_params(name: str) -> dict[str, Any]:
 
 def _get_loader(name: str) -> Loader:
     if name not in DATASETS:
-        valid = sorted(DATASETS)
-        close = difflib.get_close_matches(str(name), valid, n=3, cutoff=0.6)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"Unknown dataset {name!r}.{hint} Valid datasets: {', '.join(valid)}.")
+        raise ValueError(unknown_name_message("dataset", name, DATASETS))
     return DATASETS[name]
 
 
@@ -68,12 +66,8 @@ def _check_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     allowed = dataset_params(name)
     unknown = [k for k in params if k not in allowed]
     if unknown:
-        parts = []
-        for k in unknown:
-            close = difflib.get_close_matches(k, list(allowed), n=1, cutoff=0.6)
-            parts.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ValueError(
-            f"Unknown parameter(s) for dataset {name!r}: {', '.join(parts)}. "
+            f"Unknown parameter(s) for dataset {name!r}: {describe_unknown_keys(unknown, allowed)}. "
             f"Allowed: {', '.join(allowed) or '(none)'}, plus root, device, seed, val_fraction, "
             f"normalize, download."
         )

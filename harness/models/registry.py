@@ -18,13 +18,14 @@ takes vectors or sequences.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch.nn as nn
+
+from harness.suggest import describe_unknown_keys, unknown_name_message
 
 #: ``act(forward=None) -> nn.Module``: a fresh activation-pair module per call; in the harness this
 #: is a ``harness.activations.ActFactory`` instance.
@@ -152,9 +153,7 @@ def get_model_entry(name: str) -> ModelEntry:
     """Look a model up; an unknown name raises ValueError with close matches and the full list."""
     if name in MODELS:
         return MODELS[name]
-    close = difflib.get_close_matches(str(name), MODELS, n=3)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(f"unknown model {name!r}.{hint} Valid models: {', '.join(sorted(MODELS))}")
+    raise ValueError(unknown_name_message("model", name, MODELS))
 
 
 def _merge_params(entry: ModelEntry, params: dict[str, Any]) -> dict[str, Any]:
@@ -162,12 +161,8 @@ def _merge_params(entry: ModelEntry, params: dict[str, Any]) -> dict[str, Any]:
     valid = entry.params
     unknown = [p for p in params if p not in valid]
     if unknown:
-        hints = []
-        for p in unknown:
-            close = difflib.get_close_matches(p, valid, n=1)
-            hints.append(f"{p!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise TypeError(
-            f"unknown parameter(s) for model {entry.name!r}: {', '.join(hints)}. "
+            f"unknown parameter(s) for model {entry.name!r}: {describe_unknown_keys(unknown, valid)}. "
             f"Valid parameters: {', '.join(valid) or '(none)'}"
         )
     return {**valid, **params}

@@ -19,7 +19,6 @@ The small validation helpers at the bottom (``_lookup``, ``_reject_unknown``, ``
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 import numbers
@@ -28,6 +27,8 @@ from typing import Any, TypeVar
 
 import torch
 from torch import nn
+
+from harness.suggest import describe_unknown_keys, unknown_name_message
 
 __all__ = ["OPTIMIZERS", "register_optimizer", "build_optimizer"]
 
@@ -284,10 +285,7 @@ def _lookup(registry: Mapping[str, _F], name: Any, *, kind: str) -> tuple[str, _
     key = name.strip().lower()
     if key in registry:
         return key, registry[key]
-    valid = sorted(registry)
-    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
-    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-    raise ValueError(f"unknown {kind} {name!r}; {hint}valid {kind}s: {', '.join(valid)}")
+    raise ValueError(unknown_name_message(kind, name, registry))
 
 
 def _keyword_params(fn: Callable[..., Any], exclude: Iterable[str] = ()) -> list[str]:
@@ -323,11 +321,7 @@ def _reject_unknown(ctx: str, given: Mapping[str, Any], valid: Iterable[str]) ->
     unknown = [k for k in given if k not in valid]
     if not unknown:
         return
-    parts = []
-    for k in unknown:
-        close = difflib.get_close_matches(k, valid, n=1, cutoff=0.6)
-        parts.append(f"{k!r} (did you mean {close[0]!r}?)" if close else repr(k))
     raise ValueError(
-        f"{ctx}: unknown parameter(s) {', '.join(parts)}; "
+        f"{ctx}: unknown parameter(s) {describe_unknown_keys(unknown, valid)}; "
         f"valid parameters: {', '.join(valid) if valid else '(none)'}"
     )
