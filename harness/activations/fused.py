@@ -3,7 +3,9 @@
 A smooth rule written in tensor ops (b_silu: sigmoid, add, mul, ...) runs as 5-8 separate
 passes over memory in eager mode, 3-4x the cost of torch's single-kernel SiLU backward. Any
 registered rule is compiled here with torch.compile (Inductor emits one vectorised loop), once
-per (rule, parameters) with dynamic shapes, for tensors of at least `FUSE_MIN_NUMEL` elements:
+per (rule, parameters): first for the shape it sees (a static kernel, ~8 us less per call than a
+dynamic one), then once more with dynamic shapes if another shape comes (torch.compile's
+default), for tensors of at least `FUSE_MIN_NUMEL` elements:
 below that the pass count does not matter and compile time would. HARNESS_FUSE=0 disables it;
 a failed compile falls back to the eager formula (warned once).
 """
@@ -42,7 +44,7 @@ def fused_grad(fn: Callable[..., Tensor], params: dict[str, Any], saved: Tensor,
         # A fresh code object per key gives each its own cache entry.
         name = f"fused_grad_{len(_compiled)}"
         unique = types.FunctionType(grad.__code__.replace(co_name=name), grad.__globals__, name, None, grad.__closure__)
-        _compiled[key] = torch.compile(unique, dynamic=True, fullgraph=True)
+        _compiled[key] = torch.compile(unique, dynamic=None, fullgraph=True)
     compiled = _compiled[key]
     if compiled is None:
         return None
