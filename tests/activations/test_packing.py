@@ -77,7 +77,11 @@ def test_set_isa_rejects_unknown_names_and_caps_at_the_cpu():
 SPECIAL = [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 0.5, -0.5, 1.0, -1.0]
 
 
-@pytest.mark.parametrize("n", [5, 8, 1003, 65539])
+# 196653 = 3 parallel tasks of 64k elements + a 45-element tail: the task split and the tail.
+PARALLEL_N = 3 * 65536 + 45
+
+
+@pytest.mark.parametrize("n", [5, 8, 1003, 65539, PARALLEL_N])
 @pytest.mark.parametrize("interval", [Interval(0, float("inf"), closed_lo=False), Interval(-0.5, 0.5), Interval(-1, 1, False, False),
                                       Interval(0, float("inf")), Interval(-float("inf"), 0.5)])
 def test_fast_gate_packing_is_bit_identical_to_the_reference(cpu_path, n, interval):
@@ -114,11 +118,11 @@ def test_fused_forward_and_gate_match_the_unfused_path(cpu_path, forward, rule):
     assert torch.equal(saved[0], pack_bits_reference(base.interval.contains(x)))
 
 
+@pytest.mark.parametrize("n", [10007, PARALLEL_N])
 @pytest.mark.parametrize("gated", [True, False])
-def test_jam_kernel_matches_the_hash_reference(cpu_path, gated):
+def test_jam_kernel_matches_the_hash_reference(cpu_path, gated, n):
     from harness.activations.packing import hash_uniform_reference, jam_mul
 
-    n = 10007
     grad = torch.randn(n)
     mask = torch.rand(n) > 0.3
     packed = pack_bits_reference(mask) if gated else None
@@ -157,7 +161,7 @@ def test_random_source_state_round_trip():
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 8])
-@pytest.mark.parametrize("n", [7, 8, 1003])
+@pytest.mark.parametrize("n", [7, 8, 1003, PARALLEL_N])
 def test_code_kernels_match_bucketize_and_the_level_lookup(cpu_path, bits, n):
     from harness.activations.packing import decode_mul
 
