@@ -41,6 +41,9 @@ def keep_freed_memory() -> dict[str, Any]:
         _status = {"tuned": False, "reason": f"no glibc mallopt ({type(exc).__name__})"}
         return status()
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
-    _status = {"tuned": ok, "mmap_threshold": MMAP_THRESHOLD, "trim_threshold": TRIM_THRESHOLD}
+    set_mmap = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    set_trim = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1  # tried even if the first one failed
+    _status = {"tuned": set_mmap and set_trim, "mmap_threshold": MMAP_THRESHOLD, "trim_threshold": TRIM_THRESHOLD}
+    if not _status["tuned"]:
+        _status["reason"] = f"mallopt refused: mmap threshold {'set' if set_mmap else 'not set'}, trim threshold {'set' if set_trim else 'not set'}"
     return status()

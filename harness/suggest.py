@@ -11,10 +11,11 @@ def close_matches(word: object, valid: Iterable[str], n: int = 3) -> list[str]:
     return difflib.get_close_matches(str(word), list(valid), n=n, cutoff=0.6)
 
 
-def unknown_name_message(kind: str, name: object, valid: Iterable[str]) -> str:
-    """"Unknown <kind> 'x'. Did you mean 'y'? Valid <kind>s: a, b, c." """
+def unknown_name_message(kind: str, name: object, valid: Iterable[str], match: str | None = None) -> str:
+    """"Unknown <kind> 'x'. Did you mean 'y'? Valid <kind>s: a, b, c." `match`: the spelling to
+    compare when lookups normalise names (e.g. lower case); default `name`."""
     valid = sorted(valid)
-    close = close_matches(name, valid)
+    close = close_matches(name if match is None else match, valid)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return f"Unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(valid)}."
 

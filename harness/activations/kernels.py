@@ -21,6 +21,7 @@ _SOURCE = Path(__file__).parent / "csrc" / "gate_kernels.cpp"
 _lock = threading.Lock()
 _module = None
 _failed: str | None = None
+_isa_limit = 0  # highest ISAS index usable: the CPU's best, or lower with HARNESS_KERNEL_ISA
 
 
 ISAS = ("scalar", "avx2", "avx512")  # instruction-set levels of the kernel bodies, lowest first
@@ -45,7 +46,7 @@ def set_enabled(flag: bool) -> bool:
 
 def load():
     """The compiled extension module, building it on first call; None if unavailable."""
-    global _module, _failed
+    global _module, _failed, _isa_limit
     if _module is not None or _failed is not None or not _enabled:
         return _module
     isa_cap = os.environ.get("HARNESS_KERNEL_ISA")
@@ -60,13 +61,13 @@ def load():
                 # flag the kernels silently run on one thread. No -m flags: the SIMD bodies
                 # carry their own target attributes and are chosen at run time.
                 flags = ["-O3", "-fopenmp"]
-                _module = load_extension(name="harness_gate_kernels", sources=[str(_SOURCE)], extra_cflags=flags,
-                                         extra_ldflags=["-fopenmp"], verbose=False)
+                module = load_extension(name="harness_gate_kernels", sources=[str(_SOURCE)], extra_cflags=flags,
+                                        extra_ldflags=["-fopenmp"], verbose=False)
                 _register_fake_ops()
-                if isa_cap:  # e.g. avx2: reproduce a machine without AVX-512
-                    _module.set_isa(ISAS.index(isa_cap))
+                _isa_limit = min(module.best_isa(), ISAS.index(isa_cap) if isa_cap else len(ISAS) - 1)
+                module.set_isa(_isa_limit)  # e.g. HARNESS_KERNEL_ISA=avx2: a machine without AVX-512
+                _module = module  # published last: other threads see it fully set up
             except Exception as exc:  # no compiler, no ninja, ...: fall back, say why once
-                _module = None
                 _failed = f"{type(exc).__name__}: {exc}"
                 log.warning("harness: compiled gate kernels unavailable, using the numpy path (%s)", _failed.splitlines()[0])
     return _module
@@ -99,7 +100,7 @@ def graph_ops(t: torch.Tensor):
     Read while Dynamo traces: it never builds the kernels (that would break the graph), so call
     `load()` before compiling to get these ops; otherwise graphs use the Python custom ops.
     """
-    if _module is not None and t.dtype == torch.float32 and t.device.type == "cpu":
+    if _enabled and _module is not None and t.dtype == torch.float32 and t.device.type == "cpu":
         return torch.ops.harness_kernels
     return None
 
@@ -118,16 +119,17 @@ def isa() -> str | None:
 
 def available_isas() -> tuple[str, ...]:
     """Every instruction set this CPU can run the kernels with (empty if they are not built)."""
-    return ISAS[: _module.best_isa() + 1] if load() is not None else ()
+    return ISAS[: _isa_limit + 1] if load() is not None else ()
 
 
 def set_isa(name: str) -> str:
-    """Use at most instruction set `name` (capped at what the CPU supports); returns the one in use."""
+    """Use at most instruction set `name` (capped at what the CPU supports and HARNESS_KERNEL_ISA);
+    returns the one in use."""
     if name not in ISAS:
         raise ValueError(f"unknown instruction set {name!r}; choose one of {', '.join(ISAS)}")
     if load() is None:
         raise RuntimeError(f"compiled kernels unavailable: {_failed or 'HARNESS_KERNELS=0'}")
-    return ISAS[_module.set_isa(ISAS.index(name))]
+    return ISAS[_module.set_isa(min(ISAS.index(name), _isa_limit))]
 
 
 def compile_model(model: torch.nn.Module, **options):

@@ -7,11 +7,13 @@ every code, concatenated: b * ceil(n / 8) bytes, i.e. at most ceil(n * b / 8) + 
 
 Implementations:
 - `*_reference`: plain tensor ops, any device. The reference every fast path is tested against.
-- CPU fast path: numpy's packbits/unpackbits, which are SIMD-vectorised (the tensor-op version
-  is 5-30x slower than a ReLU on CPU, see docs/DESIGN.md section 5).
-- Under torch.compile the functions dispatch to `harness::pack_bits` / `harness::unpack_bits`
-  custom ops, which are opaque to Inductor, so the pair traces without graph breaks and the
-  numpy kernel still runs.
+- CPU float32: the fused kernels (`kernels.py`, csrc/), one pass for compare+pack or
+  unpack+multiply.
+- Other CPU dtypes, or kernels off: numpy's packbits/unpackbits, which are SIMD-vectorised (the
+  tensor-op version is 5-30x slower than a ReLU on CPU, see docs/DESIGN.md section 5).
+- Under torch.compile: graphs traced for float32 CPU call the kernels as dispatcher ops
+  (`harness_kernels::*`); all others call the `harness::*` Python custom ops below, opaque to
+  Inductor, which run the eager paths. Either way the pair traces without graph breaks.
 """
 from __future__ import annotations
 

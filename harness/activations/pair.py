@@ -3,7 +3,9 @@
     y = f(x)                          (forward)
     dL/dx = dL/dy * g(x)              (backward; g need not be f')
 
-This is the one place that knows how a (forward, rule) pair becomes an autograd function.
+This is the one place that decides how a (forward, rule) pair becomes an autograd function:
+`_PairFunction` for every combination, and for gate rules with a fused forward on float32 CPU
+tensors the same computation as one C++ autograd function (`apply_pair`).
 """
 from __future__ import annotations
 
@@ -50,6 +52,10 @@ class _PairFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         spec: PairSpec = ctx.spec
+        if grad_output.requires_grad:
+            # create_graph=True (double backward, e.g. a gradient penalty): a product autograd can
+            # differentiate; the fused kernels would return a result without history.
+            return grad_output * spec.rule.multiplier(ctx.saved_tensors, ctx.meta, grad_output, spec.rng), None
         grad = spec.rule.grad_input(grad_output, ctx.saved_tensors, ctx.meta, spec.rng)
         return grad, None
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from harness.activations import ActFactory, kernels
+from harness import allocator
 from harness.allocator import keep_freed_memory
 from harness.data import load_dataset
 from harness.models import build_model, clip_binary_weights_, count_parameters
@@ -94,6 +95,10 @@ def build_run(cfg: dict[str, Any]):
         raise ConfigError(f"malloc must be 'keep_freed' or 'system', got {malloc!r}.")
     if malloc == "keep_freed":
         keep_freed_memory()  # no page faults on reused tensor memory (harness/allocator.py)
+    elif allocator.status()["tuned"]:  # glibc cannot be put back: say so instead of mislabelling
+        raise ConfigError("malloc=system was asked for, but an earlier run in this process already set "
+                          "malloc=keep_freed, which cannot be undone; run it in a separate process "
+                          "(e.g. hydra/launcher=parallel) or keep malloc the same across the sweep.")
     torch.set_num_threads(resolve_threads(cfg.get("threads", "auto")))
     generator = seed_everything(seed)
     try:

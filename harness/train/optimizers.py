@@ -285,7 +285,7 @@ def _lookup(registry: Mapping[str, _F], name: Any, *, kind: str) -> tuple[str, _
     key = name.strip().lower()
     if key in registry:
         return key, registry[key]
-    raise ValueError(unknown_name_message(kind, name, registry))
+    raise ValueError(unknown_name_message(kind, name, registry, match=key))
 
 
 def _keyword_params(fn: Callable[..., Any], exclude: Iterable[str] = ()) -> list[str]:

@@ -66,18 +66,19 @@ def test_set_isa_rejects_unknown_names_and_caps_at_the_cpu():
         pytest.skip("compiled kernels unavailable")
     with pytest.raises(ValueError, match="unknown instruction set 'sse9'; choose one of scalar, avx2, avx512"):
         kernels.set_isa("sse9")
-    best = kernels.available_isas()[-1]
+    best, previous = kernels.available_isas()[-1], kernels.isa()
     try:
         assert kernels.set_isa("scalar") == "scalar" and kernels.isa() == "scalar"
         assert kernels.set_isa("avx512") == best  # never above what the CPU supports
     finally:
-        kernels.set_isa(best)
+        kernels.set_isa(previous)
 
 
 SPECIAL = [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 0.5, -0.5, 1.0, -1.0]
 
 
-# 196653 = 3 parallel tasks of 64k elements + a 45-element tail: the task split and the tail.
+# 196653 = 3072 full 64-element units + a 45-element tail: more than one parallel task at two
+# threads (the grain is 1024 units), and the tail.
 PARALLEL_N = 3 * 65536 + 45
 
 
@@ -225,3 +226,39 @@ def test_kernel_isa_environment_variable_caps_the_instruction_set(value, expecte
         assert out == "error: HARNESS_KERNEL_ISA='sse9' is not an instruction set; choose one of scalar, avx2, avx512"
     else:
         assert out == expected
+
+
+@pytest.mark.parametrize("n_borders,bits", [(3, 2), (16, 5), (20, 5), (100, 8), (255, 8)])
+def test_codes_for_any_border_count_up_to_two_to_the_bits(cpu_path, n_borders, bits):
+    """Regression: the SIMD bodies read past their border table for 16..2^bits-2 borders."""
+    from harness.activations.packing import decode_mul
+
+    gen = torch.Generator().manual_seed(n_borders)
+    borders = torch.sort(torch.randn(n_borders, generator=gen)).values
+    x = torch.cat([torch.tensor([float("nan"), float("inf"), -float("inf")]), torch.randn(PARALLEL_N, generator=gen), borders])
+    codes = torch.bucketize(x, borders)
+    codes[0] = 0
+    packed = encode_codes(x, borders, bits)
+    assert torch.equal(packed, pack_codes(codes.to(torch.uint8), bits))
+    levels = torch.randn(2**bits, generator=gen)
+    grad = torch.randn(x.shape, generator=gen)
+    assert torch.equal(decode_mul(grad, packed, bits, levels), grad * levels[codes])
+
+
+def test_kernels_reject_more_borders_than_codes_and_read_strided_state():
+    from harness.activations import kernels
+
+    if kernels.load() is None:
+        pytest.skip("compiled kernels unavailable")
+    with pytest.raises(RuntimeError, match="at most 2\\^bits - 1 CPU borders, got 4 for bits=2"):
+        kernels.encode_codes(torch.randn(10), torch.arange(4.0), 2)
+    n = 1000
+    grad = torch.randn(n)
+    mask = torch.rand(n) > 0.5
+    packed = pack_bits_reference(mask)
+    strided = torch.stack([packed, torch.zeros_like(packed)], 1).reshape(-1)[::2]  # same bytes, stride 2
+    assert not strided.is_contiguous() and torch.equal(strided, packed)
+    assert torch.equal(kernels.gate_mul(grad, strided, 0.0, 1.0), grad * mask)
+    assert torch.equal(kernels.jam_mul(grad, strided, 1, 2), kernels.jam_mul(grad, packed, 1, 2))
+    levels = torch.tensor([0.5, 2.0])
+    assert torch.equal(kernels.decode_mul(grad, strided, levels, 1), grad * levels[mask.long()])

@@ -249,3 +249,41 @@ def test_first_use_under_compile_has_no_graph_break():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("rule,params", [("exact", {}), ("rectangular", {}), ("quantized", {"bits": 2, "of": "b_silu"}),
+                                         ("b_silu", {}), ("constant", {})])
+def test_double_backward_is_differentiable_with_and_without_the_kernels(rule, params):
+    """create_graph=True (gradient penalties): the input gradient stays differentiable in the
+    upstream gradient, and gives the same numbers on the kernel path and the plain path."""
+    from harness.activations import kernels
+
+    x = torch.randn(6, 50)
+    results = []
+    for use_kernels in (True, False):
+        previous = kernels.set_enabled(use_kernels)
+        try:
+            leaf = x.clone().requires_grad_()
+            upstream = torch.linspace(-1, 1, 300).reshape(6, 50).requires_grad_()
+            (grad,) = torch.autograd.grad(ActivationPair("relu", rule, **params)(leaf), leaf, upstream, create_graph=True)
+            (second,) = torch.autograd.grad((grad * grad).sum(), upstream)
+            results.append((grad.detach(), second))
+        finally:
+            kernels.set_enabled(previous)
+    (g_fast, s_fast), (g_plain, s_plain) = results
+    torch.testing.assert_close(g_fast, g_plain)
+    torch.testing.assert_close(s_fast, s_plain)
+    assert s_fast.abs().sum() > 0  # d(grad^2)/d(upstream) = 2 g^2 upstream: not zero
+
+
+def test_cpp_gate_pair_handles_zero_dim_and_empty_tensors():
+    from harness.activations import kernels
+
+    if kernels.load() is None:
+        pytest.skip("compiled kernels unavailable")
+    args = make_pair("relu", "exact").gate_pair_args
+    for x in (torch.tensor(1.5, requires_grad=True), torch.tensor(-2.0, requires_grad=True), torch.empty(0, 3, requires_grad=True)):
+        y = kernels.gate_pair(x, *args)
+        assert y.shape == x.shape and torch.equal(y, torch.relu(x.detach()))
+        (g,) = torch.autograd.grad(y.sum(), x)
+        assert torch.equal(g, (x.detach() > 0).float())

@@ -152,3 +152,14 @@ def test_validation_split_is_evaluated_alongside_test(tmp_path):
     assert len(c["val_acc"]) == len(c["val_loss"]) == len(c["step"]) == 3
     assert record["metrics"]["final_val_acc"] == c["val_acc"][-1]
     assert (record["data"]["num_train"], record["data"]["num_val"]) == (3600, 400)
+
+
+def test_system_malloc_after_keep_freed_in_one_process_is_refused(tmp_path):
+    from harness import allocator
+
+    if not allocator.keep_freed_memory()["tuned"]:
+        pytest.skip("no glibc mallopt here")
+    cfg = tiny_config()
+    cfg["malloc"] = "system"
+    with pytest.raises(ConfigError, match="malloc=system was asked for, but an earlier run in this process"):
+        execute(cfg, tmp_path, raise_config_errors=True)

@@ -207,3 +207,8 @@ def test_wrong_types_raise_type_error(name, settings, fragments):
 def test_duplicate_registration_rejected():
     with pytest.raises(ValueError, match="already registered"):
         register_optimizer("SGD")(lambda parameters: None)
+
+
+def test_unknown_name_suggestion_ignores_case():
+    with pytest.raises(ValueError, match=r"Unknown optimizer 'Sgdd'\. Did you mean 'sgd'"):
+        build_optimizer("Sgdd", _params())

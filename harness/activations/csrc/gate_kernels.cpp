@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -177,24 +178,26 @@ void with_gate_kind(int kind, F&& f) {
 
 // ---------------------------------------------------------------------------------------------
 // AVX2 bodies: units [u0, u1), 8 vectors of 8 lanes each.
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+// Target attributes per function (not `#pragma GCC target`, which clang ignores): the SIMD
+// bodies compile without -m flags and only run where the CPU has the instructions.
+#define HARNESS_AVX2 __attribute__((target("avx2,fma")))
+#define HARNESS_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx2,fma")))
 namespace avx2 {
 
-inline __m256 forward(int op, __m256 v) {
+HARNESS_AVX2 inline __m256 forward(int op, __m256 v) {
   const __m256 zero = _mm256_setzero_ps();
   // max_ps returns its second operand when either is NaN: (zero, v) keeps NaN like torch.relu.
   return op == 1 ? _mm256_max_ps(zero, v) : _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ), _mm256_set1_ps(1.0f));
 }
 
 // Lane j all ones where bit j of `byte` is set: the gate of 8 elements as a mask.
-inline __m256 bit_mask(uint32_t byte) {
+HARNESS_AVX2 inline __m256 bit_mask(uint32_t byte) {
   const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   const __m256i sel = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(byte)), lane_bits);
   return _mm256_castsi256_ps(_mm256_cmpeq_epi32(sel, lane_bits));
 }
 
-inline __m256i mix32(__m256i h) {
+HARNESS_AVX2 inline __m256i mix32(__m256i h) {
   h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
   h = _mm256_mullo_epi32(h, _mm256_set1_epi32(static_cast<int>(0x85ebca6bu)));
   h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 13));
@@ -203,7 +206,7 @@ inline __m256i mix32(__m256i h) {
 }
 
 template <int Op, int PLo, int PHi>
-void gate_forward(const float* px, float* py, uint8_t* po, int64_t u0, int64_t u1, float lo, float hi) {
+HARNESS_AVX2 void gate_forward(const float* px, float* py, uint8_t* po, int64_t u0, int64_t u1, float lo, float hi) {
   const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
   for (int64_t u = u0; u < u1; ++u) {
     uint64_t word = 0;
@@ -219,7 +222,7 @@ void gate_forward(const float* px, float* py, uint8_t* po, int64_t u0, int64_t u
 }
 
 template <int Kind>
-void gate_mul(const float* pg, const uint8_t* pb, float* po, int64_t u0, int64_t u1, float lo, float hi) {
+HARNESS_AVX2 void gate_mul(const float* pg, const uint8_t* pb, float* po, int64_t u0, int64_t u1, float lo, float hi) {
   const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
   for (int64_t u = u0; u < u1; ++u) {
     for (int s = 0; s < 8; ++s) {
@@ -238,7 +241,7 @@ void gate_mul(const float* pg, const uint8_t* pb, float* po, int64_t u0, int64_t
 }
 
 template <bool Gated>
-void jam_mul(const float* pg, const uint8_t* pb, float* po, int64_t u0, int64_t u1, uint32_t ka, uint32_t kb) {
+HARNESS_AVX2 void jam_mul(const float* pg, const uint8_t* pb, float* po, int64_t u0, int64_t u1, uint32_t ka, uint32_t kb) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i vka = _mm256_set1_epi32(static_cast<int>(ka)), vkb = _mm256_set1_epi32(static_cast<int>(kb));
   const __m256 scale = _mm256_set1_ps(1.0f / 16777216.0f);
@@ -255,7 +258,7 @@ void jam_mul(const float* pg, const uint8_t* pb, float* po, int64_t u0, int64_t 
   }
 }
 
-void encode(const float* px, float* py, uint8_t* po, int64_t u0, int64_t u1, int64_t stride, int64_t op,
+HARNESS_AVX2 void encode(const float* px, float* py, uint8_t* po, int64_t u0, int64_t u1, int64_t stride, int64_t op,
             const float* pb, int64_t nb, int64_t bits) {
   const bool search = nb == (int64_t(1) << bits) - 1 && nb > 15;
   __m256 vb[15];
@@ -288,7 +291,7 @@ void encode(const float* px, float* py, uint8_t* po, int64_t u0, int64_t u1, int
   }
 }
 
-void decode(const float* pg, const uint8_t* pp, const float* pl, int64_t nlevels, float* po, int64_t u0, int64_t u1,
+HARNESS_AVX2 void decode(const float* pg, const uint8_t* pp, const float* pl, int64_t nlevels, float* po, int64_t u0, int64_t u1,
             int64_t stride, int64_t bits) {
   float table[16] = {0};
   for (int64_t k = 0; k < std::min<int64_t>(16, nlevels); ++k) table[k] = pl[k];
@@ -316,17 +319,14 @@ void decode(const float* pg, const uint8_t* pp, const float* pl, int64_t nlevels
 }
 
 }  // namespace avx2
-#pragma GCC pop_options
 
 // ---------------------------------------------------------------------------------------------
 // AVX-512 bodies: units [u0, u1), 4 vectors of 16 lanes; a compare's __mmask16 is 2 packed bytes.
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512dq,avx2,fma")
 namespace avx512 {
 
-inline __mmask16 mask16(uint64_t word, int s) { return static_cast<__mmask16>(word >> (16 * s)); }
+HARNESS_AVX512 inline __mmask16 mask16(uint64_t word, int s) { return static_cast<__mmask16>(word >> (16 * s)); }
 
-inline __m512i mix32(__m512i h) {
+HARNESS_AVX512 inline __m512i mix32(__m512i h) {
   h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
   h = _mm512_mullo_epi32(h, _mm512_set1_epi32(static_cast<int>(0x85ebca6bu)));
   h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 13));
@@ -335,7 +335,7 @@ inline __m512i mix32(__m512i h) {
 }
 
 template <int Op>
-inline void store_forward(float* py, __m512 v) {
+HARNESS_AVX512 inline void store_forward(float* py, __m512 v) {
   const __m512 zero = _mm512_setzero_ps();
   // max(zero, v) returns v when either is NaN, and v for -0.0: as torch.relu and the AVX2 body.
   if constexpr (Op == 1) _mm512_storeu_ps(py, _mm512_max_ps(zero, v));
@@ -343,7 +343,7 @@ inline void store_forward(float* py, __m512 v) {
 }
 
 template <int Op, int PLo, int PHi>
-void gate_forward(const float* px, float* py, uint8_t* po, int64_t u0, int64_t u1, float lo, float hi) {
+HARNESS_AVX512 void gate_forward(const float* px, float* py, uint8_t* po, int64_t u0, int64_t u1, float lo, float hi) {
   const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
   for (int64_t u = u0; u < u1; ++u) {
     uint64_t word = 0;
@@ -359,7 +359,7 @@ void gate_forward(const float* px, float* py, uint8_t* po, int64_t u0, int64_t u
 }
 
 template <int Kind>
-void gate_mul(const float* pg, const uint8_t* pb, float* po, int64_t u0, int64_t u1, float lo, float hi) {
+HARNESS_AVX512 void gate_mul(const float* pg, const uint8_t* pb, float* po, int64_t u0, int64_t u1, float lo, float hi) {
   const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
   for (int64_t u = u0; u < u1; ++u) {
     const uint64_t word = load_word(pb + 8 * u);
@@ -377,7 +377,7 @@ void gate_mul(const float* pg, const uint8_t* pb, float* po, int64_t u0, int64_t
 }
 
 template <bool Gated>
-void jam_mul(const float* pg, const uint8_t* pb, float* po, int64_t u0, int64_t u1, uint32_t ka, uint32_t kb) {
+HARNESS_AVX512 void jam_mul(const float* pg, const uint8_t* pb, float* po, int64_t u0, int64_t u1, uint32_t ka, uint32_t kb) {
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i vka = _mm512_set1_epi32(static_cast<int>(ka)), vkb = _mm512_set1_epi32(static_cast<int>(kb));
   const __m512 scale = _mm512_set1_ps(1.0f / 16777216.0f);
@@ -395,7 +395,7 @@ void jam_mul(const float* pg, const uint8_t* pb, float* po, int64_t u0, int64_t 
 }
 
 template <int Op>
-void encode(const float* px, float* py, uint8_t* po, int64_t u0, int64_t u1, int64_t stride,
+HARNESS_AVX512 void encode(const float* px, float* py, uint8_t* po, int64_t u0, int64_t u1, int64_t stride,
             const float* pb, int64_t nb, int64_t bits) {
   const bool search = nb == (int64_t(1) << bits) - 1 && nb > 15;
   __m512 vb[15];
@@ -424,7 +424,7 @@ void encode(const float* px, float* py, uint8_t* po, int64_t u0, int64_t u1, int
   }
 }
 
-void decode(const float* pg, const uint8_t* pp, const float* pl, int64_t nlevels, float* po, int64_t u0, int64_t u1,
+HARNESS_AVX512 void decode(const float* pg, const uint8_t* pp, const float* pl, int64_t nlevels, float* po, int64_t u0, int64_t u1,
             int64_t stride, int64_t bits) {
   float table[16] = {0};
   for (int64_t k = 0; k < std::min<int64_t>(16, nlevels); ++k) table[k] = pl[k];
@@ -444,7 +444,6 @@ void decode(const float* pg, const uint8_t* pp, const float* pl, int64_t nlevels
 }
 
 }  // namespace avx512
-#pragma GCC pop_options
 #endif  // HARNESS_X86
 
 void check_float_input(const torch::Tensor& t, const char* what) {
@@ -485,7 +484,8 @@ std::tuple<torch::Tensor, torch::Tensor> gate_forward(torch::Tensor x, int64_t o
 
 torch::Tensor gate_mul(torch::Tensor grad, torch::Tensor packed, double lo_level_d, double hi_level_d) {
   check_float_input(grad, "gate_mul");
-  TORCH_CHECK(packed.scalar_type() == torch::kUInt8 && packed.is_contiguous(), "gate_mul needs packed uint8 bits");
+  TORCH_CHECK(packed.scalar_type() == torch::kUInt8 && packed.device().is_cpu(), "gate_mul needs packed uint8 CPU bits");
+  packed = packed.contiguous();
   const int64_t n = grad.numel();
   TORCH_CHECK(packed.numel() >= (n + 7) / 8, "packed bits are too short for the gradient");
   grad = grad.contiguous();
@@ -517,7 +517,9 @@ torch::Tensor jam_mul(torch::Tensor grad, torch::Tensor packed, int64_t key_a, i
   const int64_t n = grad.numel();
   TORCH_CHECK(n < (int64_t(1) << 32), "jam_mul: at most 2^32 elements per call");
   const bool gated = packed.numel() > 0;
-  TORCH_CHECK(!gated || (packed.scalar_type() == torch::kUInt8 && packed.numel() >= (n + 7) / 8), "jam_mul: bad packed gate");
+  TORCH_CHECK(!gated || (packed.scalar_type() == torch::kUInt8 && packed.device().is_cpu() && packed.numel() >= (n + 7) / 8),
+              "jam_mul: the gate must be packed uint8 CPU bits, at least ceil(n/8) bytes");
+  if (gated) packed = packed.contiguous();
   grad = grad.contiguous();
   auto out = torch::empty_like(grad);
   const float* pg = grad.data_ptr<float>();
@@ -546,9 +548,17 @@ torch::Tensor jam_mul(torch::Tensor grad, torch::Tensor packed, int64_t key_a, i
 // ceil(n/8) bytes each; op 1 / 2 also writes y = relu(x) / step(x) in the same pass.
 std::tuple<torch::Tensor, torch::Tensor> encode_codes(torch::Tensor x, torch::Tensor borders, int64_t bits, int64_t op) {
   check_float_input(x, "encode_codes");
-  TORCH_CHECK(borders.scalar_type() == torch::kFloat32 && borders.is_contiguous() && borders.numel() < 256, "encode_codes: float32 borders, < 256");
+  TORCH_CHECK(borders.scalar_type() == torch::kFloat32, "encode_codes: float32 borders");
+  borders = borders.contiguous();
   TORCH_CHECK(bits >= 1 && bits <= 8, "encode_codes: bits in 1..8");
   TORCH_CHECK(op >= 0 && op <= 2, "encode_codes: op must be 0 (none), 1 (relu) or 2 (step)");
+  TORCH_CHECK(borders.device().is_cpu() && borders.numel() <= (int64_t(1) << bits) - 1,
+              "encode_codes: at most 2^bits - 1 CPU borders, got ", borders.numel(), " for bits=", bits);
+  if (borders.numel() > 15 && borders.numel() < (int64_t(1) << bits) - 1) {
+    // The SIMD bodies count compares for up to 15 borders and binary-search a full set of
+    // 2^bits - 1 beyond that: pad with +inf (x > inf never holds, so no code changes).
+    borders = torch::cat({borders, torch::full({(int64_t(1) << bits) - 1 - borders.numel()}, std::numeric_limits<float>::infinity(), borders.options())});
+  }
   const int64_t n = x.numel(), stride = (n + 7) / 8, nb = borders.numel();
   auto out = torch::empty({bits * stride}, x.options().dtype(torch::kUInt8));
   x = x.contiguous();
@@ -581,9 +591,13 @@ std::tuple<torch::Tensor, torch::Tensor> encode_codes(torch::Tensor x, torch::Te
 torch::Tensor decode_mul(torch::Tensor grad, torch::Tensor packed, torch::Tensor levels, int64_t bits) {
   check_float_input(grad, "decode_mul");
   TORCH_CHECK(bits >= 1 && bits <= 8, "decode_mul: bits in 1..8");
-  TORCH_CHECK(levels.scalar_type() == torch::kFloat32 && levels.is_contiguous() && levels.numel() >= (int64_t(1) << bits), "decode_mul: float32 levels, 2^bits of them");
+  TORCH_CHECK(levels.scalar_type() == torch::kFloat32 && levels.device().is_cpu() && levels.numel() >= (int64_t(1) << bits),
+              "decode_mul: float32 CPU levels, 2^bits of them");
+  levels = levels.contiguous();
   const int64_t n = grad.numel(), stride = (n + 7) / 8;
-  TORCH_CHECK(packed.scalar_type() == torch::kUInt8 && packed.numel() >= bits * stride, "decode_mul: packed planes too short");
+  TORCH_CHECK(packed.scalar_type() == torch::kUInt8 && packed.device().is_cpu() && packed.numel() >= bits * stride,
+              "decode_mul: packed uint8 CPU planes, bits * ceil(n/8) bytes");
+  packed = packed.contiguous();
   grad = grad.contiguous();
   auto out = torch::empty_like(grad);
   const float* pg = grad.data_ptr<float>();
@@ -636,7 +650,15 @@ class GatePairFunction : public torch::autograd::Function<GatePairFunction> {
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
-    auto grad = gate_mul(grads[0], saved[0], ctx->saved_data["level_lo"].toDouble(), ctx->saved_data["level_hi"].toDouble());
+    const double lo = ctx->saved_data["level_lo"].toDouble(), hi = ctx->saved_data["level_hi"].toDouble();
+    torch::Tensor grad;
+    if (grads[0].requires_grad()) {
+      // create_graph=True (double backward): a product autograd can differentiate in the
+      // upstream gradient; the kernel alone would return a result without history.
+      grad = grads[0] * gate_mul(torch::ones_like(grads[0]), saved[0], lo, hi);
+    } else {
+      grad = gate_mul(grads[0], saved[0], lo, hi);
+    }
     return {grad, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
