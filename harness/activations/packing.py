@@ -182,8 +182,8 @@ def pack_interval(x: Tensor, interval) -> Tensor:
     args = (float(interval.lo), float(interval.hi), bool(interval.closed_lo), bool(interval.closed_hi))
     if torch.compiler.is_compiling():
         ops = kernels.graph_ops(x)
-        if ops is not None:  # infinite ends closed, as the eager kernel path passes them
-            return ops.gate_forward(x, 0, args[0], args[1], args[2] or args[0] == -math.inf, args[3] or args[1] == math.inf)[1]
+        if ops is not None:
+            return ops.gate_forward(x, 0, *interval.kernel_args())[1]
         return _pack_interval_op(x, *args)
     return _pack_interval_eager(x, *args)
 
@@ -386,8 +386,7 @@ def _(x: Tensor, op: int, lo: float, hi: float, closed_lo: bool, closed_hi: bool
 
 def forward_pack(x: Tensor, op: int, interval) -> tuple[Tensor, Tensor]:
     """(y, packed gate) with y = relu(x) (op 1) or step(x) (op 2), fused in one pass on CPU float32."""
-    args = (op, float(interval.lo), float(interval.hi),
-            bool(interval.closed_lo or interval.lo == -math.inf), bool(interval.closed_hi or interval.hi == math.inf))
+    args = (op, *interval.kernel_args())
     if torch.compiler.is_compiling():
         ops = kernels.graph_ops(x)
         if ops is not None:

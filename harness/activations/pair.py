@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import combinators, forwards, kernels, rules  # noqa: F401  (registers the built-ins)
+from . import combinators, forwards, rules  # noqa: F401  (registers the built-ins)
+from . import kernels
 from .definitions import FORWARDS, RULES, BoundForward, ParameterError, build_forward
 from .saved_state import BoundRule, RandomSource, Saves, StateMeta
 
@@ -110,7 +111,7 @@ def apply_pair(x: Tensor, spec: PairSpec) -> Tensor:
 
     Gate rules with a fused forward (relu/step) on float32 CPU tensors run as one C++ autograd
     function (`kernels.gate_pair`): the same kernels and saved bits as `_PairFunction`, without
-    its ~15 us of Python per call. Everything else, and every compiled graph, goes through
+    its ~10 us of Python per call. Everything else, and every compiled graph, goes through
     `_PairFunction`.
     """
     if spec.gate_pair_args is not None and kernels.usable(x):

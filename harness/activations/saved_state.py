@@ -126,6 +126,12 @@ class Interval:
         """Elementwise membership of x (tensor or array) in the interval."""
         return interval_mask(x, self.lo, self.hi, self.closed_lo, self.closed_hi)
 
+    def kernel_args(self) -> tuple[float, float, bool, bool]:
+        """(lo, hi, closed_lo, closed_hi) as the kernels take them: infinite ends closed, so
+        +-inf inputs fall inside exactly as `contains` (which skips infinite ends) says."""
+        return (float(self.lo), float(self.hi), bool(self.closed_lo or self.lo == -math.inf),
+                bool(self.closed_hi or self.hi == math.inf))
+
 
 class StateMeta(NamedTuple):
     """Shape information the backward pass needs to decode packed state (a tuple: built on
@@ -229,21 +235,22 @@ class GateRule(BoundRule):
             p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in inspect.signature(self.fn).parameters.values()
         )
         self.interval: Interval | None = None if takes_x else self.fn(**self.params)
-        if self.interval is not None:  # as the kernels take it: infinite ends closed
-            i = self.interval
-            self._kernel_interval = (float(i.lo), float(i.hi), bool(i.closed_lo or i.lo == -math.inf),
-                                     bool(i.closed_hi or i.hi == math.inf))
 
     def encode(self, x, y):
         if self.interval is not None:
             return (pack_interval(x, self.interval),)
         return (pack_bits(self.fn(x, **self.params)),)
 
-    def forward_and_encode(self, x, forward):
+    def _fused_op(self, forward) -> int | None:
+        """The kernels' op code when `forward` (relu/step, no parameters) fuses with this gate."""
         op = kernels.FORWARD_OPS.get(getattr(forward, "name", None))
-        if op is not None and self.interval is not None and not forward.params:
+        return op if op is not None and self.interval is not None and not forward.params else None
+
+    def forward_and_encode(self, x, forward):
+        op = self._fused_op(forward)
+        if op is not None:
             if kernels.usable(x):  # the hot path: straight to the kernel
-                y, packed = kernels.forward_pack(x, op, *self._kernel_interval)
+                y, packed = kernels.forward_pack(x, op, *self.interval.kernel_args())
                 return y, (packed,)
             # Compiled graphs always take the fused op (its implementation falls back by itself
             # at run time); building the kernels while Dynamo traces would break the graph.
@@ -253,10 +260,8 @@ class GateRule(BoundRule):
         return super().forward_and_encode(x, forward)
 
     def fused_pair_args(self, forward):
-        op = kernels.FORWARD_OPS.get(getattr(forward, "name", None))
-        if op is None or self.interval is None or forward.params:
-            return None
-        return (op, *self._kernel_interval, *self.levels)
+        op = self._fused_op(forward)
+        return None if op is None else (op, *self.interval.kernel_args(), *self.levels)
 
     def multiplier(self, saved, meta, like, rng):
         lo, hi = self.levels
