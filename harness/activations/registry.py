@@ -10,17 +10,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
+from harness.errors import ParameterError, UnknownNameError
 from harness.suggest import unknown_name_message
 
 T = TypeVar("T")
 
 
-class UnknownNameError(ValueError):
-    """An unknown plug-in name; the message suggests close matches and lists all names."""
-
-
-class ParameterError(ValueError):
-    """A parameter that does not exist, has the wrong type, or is out of range."""
 
 
 class Registry(Generic[T]):

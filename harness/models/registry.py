@@ -25,6 +25,7 @@ from typing import Any
 
 import torch.nn as nn
 
+from harness.errors import ConfigError
 from harness.suggest import describe_unknown_keys, unknown_name_message
 
 #: ``act(forward=None) -> nn.Module``: a fresh activation-pair module per call; in the harness this
@@ -42,7 +43,7 @@ def _describe(kind: str) -> str:
     return f"{kind} {_KIND_LAYOUT[kind]}"
 
 
-class ModelDataMismatch(ValueError):
+class ModelDataMismatch(ConfigError):
     """A model cannot consume the dataset's samples (wrong rank, too short, indivisible patches...).
 
     Raised by :func:`build_model` before any module is constructed, so a sweep fails at config time

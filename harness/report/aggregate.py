@@ -5,20 +5,16 @@ so a report can be rebuilt at any time from a sweep folder.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
 from scipy import stats
 
-from harness.sweep.record import RecordError, find_records, load_record
+from harness.store.keys import config_id
+from harness.store.record import RecordError, find_records, load_record
 from harness.train.diagnostics import FLAT_FORWARDS
 
-# A configuration is everything in the resolved config except the seed and where things are
-# written: runs that differ only in their seed are repeats of one configuration.
-NOT_CONFIGURATION = ("seed", "paths", "logger", "hydra")
 GROUP_KEYS = ["dataset", "model", "forward", "backward", "optimizer", "config_id"]
 
 
@@ -28,12 +24,6 @@ def _label(group: dict | None) -> str | None:
         return None
     params = ", ".join(f"{k}={v}" for k, v in group.items() if k != "name")
     return f"{group.get('name')}({params})" if params else group.get("name")
-
-
-def config_id(cfg: dict) -> str:
-    """Short hash of the configuration without the seed (see NOT_CONFIGURATION)."""
-    kept = {k: v for k, v in cfg.items() if k not in NOT_CONFIGURATION}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def _last_overall_cosine(record: dict) -> float | None:

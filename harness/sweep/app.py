@@ -19,8 +19,10 @@ from .configs import register_configs
 from .run import execute
 
 log = logging.getLogger("harness")
-# The repository's conf/ folder (the package is installed in editable mode); HARNESS_CONF overrides.
-CONF_DIR = os.environ.get("HARNESS_CONF", str(Path(__file__).resolve().parents[2] / "conf"))
+# The configs ship inside the package (harness/conf/), so an installed wheel finds them from any
+# working directory. HARNESS_CONF replaces the folder; to add your own groups next to ours, use
+# Hydra's search path: `harness-run 'hydra.searchpath=[file:///path/to/my_conf]'`.
+CONF_DIR = os.environ.get("HARNESS_CONF", str(Path(__file__).resolve().parents[1] / "conf"))
 register_configs()
 
 

@@ -27,14 +27,11 @@ from harness.train.schedules import build_scheduler
 from harness.train.trainer import Trainer, TrainerSettings, TrainingInterrupted
 
 from harness.environment import environment
+from harness.errors import ConfigError
 from .loggers import make_logger
-from .record import SCHEMA_VERSION, write_record
+from harness.store.record import SCHEMA_VERSION, write_record
 
 log = logging.getLogger("harness")
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot run (bad pair, model/data mismatch, missing dataset...)."""
 
 
 def resolve_device(name: str) -> torch.device:

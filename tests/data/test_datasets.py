@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 import torch
 
+from harness.errors import ConfigError
 from harness.data import DATASETS, DatasetUnavailableError, dataset_params, load_dataset
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "dataset"
+CONF_DIR = Path(__file__).resolve().parents[2] / "harness" / "conf" / "dataset"
 ALL_NAMES = {"mnist1d", "mnist1d_large", "digits", "hamming", "teacher_student", "spirals",
              "mnist", "fashion_mnist", "cifar10", "cifar100"}
 
@@ -376,7 +377,7 @@ def test_missing_files_offline_raise_clear_error(tmp_path, name, folder, expecte
         load_dataset(name, root=tmp_path, download=False)
     msg = str(e.value)
     assert str(tmp_path / folder) in msg and expected in msg and "download=False" in msg
-    assert isinstance(e.value, RuntimeError)
+    assert isinstance(e.value, RuntimeError) and isinstance(e.value, ConfigError)
 
 
 @pytest.mark.parametrize("name,module", [("mnist", "mnist"), ("cifar10", "cifar")])

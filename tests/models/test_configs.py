@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from harness.models import MODELS, build_model, check_model_data, count_parameters
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
+CONF_DIR = Path(__file__).resolve().parents[2] / "harness" / "conf" / "model"
 
 # config file -> (reference dataset shape, its kind, parameter count with 10 classes or None to
 # skip building here because the model is large and built in its own test)

@@ -5,7 +5,7 @@ import pytest
 
 from harness.report.aggregate import load_runs, mean_ci, summarize_runs, to_markdown
 from harness.report.cli import main
-from harness.sweep.record import SCHEMA_VERSION, write_record
+from harness.store.record import SCHEMA_VERSION, write_record
 
 
 def record(backward, seed, acc, step_ms, status="ok", lr=0.01):

@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 
 from harness.sweep.configs import register_configs
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
+CONF = str(Path(__file__).resolve().parents[2] / "harness" / "conf")
 
 
 def compose_config(*overrides: str) -> dict:

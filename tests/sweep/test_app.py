@@ -8,7 +8,7 @@ import pytest
 from hydra.errors import MissingConfigException
 
 from harness.activations import FORWARDS, RULES
-from harness.sweep.record import find_records, load_record
+from harness.store.record import find_records, load_record
 from support.configs import CONF, compose_config
 
 REPO = Path(CONF).parent

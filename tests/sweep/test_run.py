@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from harness.sweep.record import load_record
+from harness.store.record import load_record
 from harness.sweep.run import ConfigError, execute
 from support.configs import tiny_config
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.sweep.record import find_records, load_record
+from harness.store.record import find_records, load_record
 from harness.sweep.run import execute
 from support.configs import CONF, tiny_config
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from harness.train.optimizers import OPTIMIZERS, build_optimizer, register_optimizer
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "optimizer"
+CONF = Path(__file__).resolve().parents[2] / "harness" / "conf" / "optimizer"
 
 
 def _quadratic_problem(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

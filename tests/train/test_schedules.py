@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from harness.train.schedules import SCHEDULERS, SNRAdaptiveSchedule, build_scheduler
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "scheduler"
+CONF = Path(__file__).resolve().parents[2] / "harness" / "conf" / "scheduler"
 
 
 def _opt(lr: float = 1.0, n: int = 4, groups: int = 1) -> torch.optim.SGD:

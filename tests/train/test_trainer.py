@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import harness.train.trainer as trainer_module
-from harness.sweep.record import load_record
+from harness.store.record import load_record
 from harness.sweep.run import build_run, execute
 from harness.train.trainer import Trainer, TrainerSettings, TrainingInterrupted
 from support.configs import tiny_config

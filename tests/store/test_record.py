@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from harness.sweep.record import RECORD_NAME, SCHEMA_VERSION, RecordError, find_records, load_record, validate_record, write_record
+from harness.store.record import RECORD_NAME, SCHEMA_VERSION, RecordError, find_records, load_record, validate_record, write_record
 
 
 def minimal(status="ok", **extra):
