@@ -6,12 +6,16 @@ import torch
 import torch.nn as nn
 
 from harness.models._shapes import flat_size
-from harness.models.binary import BinaryLinear
+from harness.models.binary import BinaryLinear, clip_binary_weights_
 from harness.models.registry import ActFn, register_model
 
 
 class BNN(nn.Module):
     """real Linear -> BN -> act -> [BinaryLinear -> BN -> act] x (depth-1) -> real Linear."""
+
+    def after_step(self) -> None:
+        """Called by the trainer after every optimizer step: clip the latent binary weights."""
+        clip_binary_weights_(self)
 
     def __init__(
         self, in_features: int, num_classes: int, act: ActFn, depth: int, width: int
@@ -50,7 +54,7 @@ def build_bnn(
     stay real-valued.  Activations come from ``act()``, so configure a step/sign forward to get
     binary activations.  The paper's MNIST MLP is 3x4096 with a final BN and square hinge loss;
     here width defaults to 256 for CPU, the head is a plain linear trained with the harness's
-    loss, and latent-weight clipping is left to ``clip_binary_weights_`` (binary.py).
+    loss, and the trainer clips the latent weights after each step through ``BNN.after_step``.
     """
     if depth < 0 or width < 1:
         raise ValueError(f"bnn needs depth >= 0 and width >= 1, got depth={depth}, width={width}")

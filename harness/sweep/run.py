@@ -20,8 +20,7 @@ from harness.activations import ActFactory, kernels
 from harness import allocator
 from harness.allocator import keep_freed_memory
 from harness.data import load_dataset
-from harness.models import build_model, clip_binary_weights_, count_parameters
-from harness.models.binary import BinaryLinear
+from harness.models import build_model, count_parameters
 from harness.train.optimizers import build_optimizer
 from harness.train.schedules import build_scheduler
 from harness.train.trainer import Trainer, TrainerSettings, TrainingInterrupted
@@ -120,10 +119,8 @@ def build_run(cfg: dict[str, Any]):
     # Same count the trainer uses: full batches per epoch (drop_last).
     total = settings.steps if settings.steps is not None else settings.epochs * (data.x_train.shape[0] // settings.batch_size)
     scheduler = build_scheduler(sched_cfg.pop("name"), optimizer, total_steps=max(total, 1), **sched_cfg)
-    has_binary = any(isinstance(m, BinaryLinear) for m in model.modules())
     return dict(seed=seed, device=device, generator=generator, factory=factory, data=data, model=model,
-                optimizer=optimizer, scheduler=scheduler, settings=settings,
-                after_step=clip_binary_weights_ if has_binary else None)
+                optimizer=optimizer, scheduler=scheduler, settings=settings)
 
 
 def _now() -> str:
@@ -160,7 +157,7 @@ def execute(cfg: dict[str, Any], out_dir: str | Path, *, logger: Any = "from-con
             started_logger = logger
         stage = "training"
         trainer = Trainer(run["model"], run["data"], run["optimizer"], run["scheduler"], run["settings"],
-                          generator=run["generator"], after_step=run["after_step"],
+                          generator=run["generator"],
                           log=logger.log if logger is not None else None)
         try:
             result = trainer.fit()

@@ -6,6 +6,7 @@ starts after a warm-up (airbench's discipline, docs/DESIGN.md section 4).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -22,7 +23,7 @@ from .memory import PeakMemory, saved_bytes_by_activation
 from .timing import StepTimer
 
 
-# A non-finite loss is looked for every this many steps (and at every evaluation).
+# A non-finite or exploded loss is looked for every this many steps (and at every evaluation).
 DIVERGENCE_CHECK_EVERY = 10
 
 
@@ -48,6 +49,9 @@ class TrainerSettings:
     diagnostics_points: int = 3  # gradient diagnostics at this many evenly spaced steps (incl. 0 and last)
     probe_batch_size: int = 256  # probe batch for gradient fidelity and activation statistics
     compile: bool = False  # torch.compile the model (compile time recorded separately)
+    # Diverged: the mean training loss since the last check exceeds this factor times the loss of
+    # the first step (or is not finite). A loss of 1e20 at chance accuracy is not a result.
+    divergence_factor: float = 1e4
 
     def __post_init__(self):
         if (self.steps is None) == (self.epochs is None):
@@ -62,6 +66,8 @@ class TrainerSettings:
                 raise ValueError(f"trainer.{name} must be an integer >= 1, got {value!r}.")
         if not 0.0 <= self.target_acc <= 1.0:
             raise ValueError(f"trainer.target_acc must be in [0, 1], got {self.target_acc}.")
+        if not (isinstance(self.divergence_factor, (int, float)) and self.divergence_factor > 1):
+            raise ValueError(f"trainer.divergence_factor must be a number > 1, got {self.divergence_factor!r}.")
         if self.timing_warmup < 0 or self.diagnostics_points < 0:
             raise ValueError("trainer.timing_warmup and trainer.diagnostics_points must be >= 0.")
 
@@ -118,8 +124,8 @@ class Trainer:
         settings: TrainerSettings,
         *,
         generator: torch.Generator,
-        after_step: Callable[[nn.Module], None] | None = None,
         log: Callable[[dict[str, Any]], None] | None = None,
+        progress: Callable[[int], None] | None = None,
     ):
         self.model = model
         self.data = data
@@ -127,8 +133,10 @@ class Trainer:
         self.scheduler = scheduler
         self.settings = settings
         self.generator = generator
-        self.after_step = after_step  # e.g. BNN weight clipping
+        # A model-specific hook after every optimizer step (e.g. the BNN's weight clipping).
+        self.after_step = getattr(model, "after_step", None)
         self.log = log or (lambda _: None)
+        self.progress = progress  # called with the number of steps done, every step (must be cheap)
         self.device = data.x_train.device
         self.batches = BatchIterator(data.x_train, data.y_train, settings.batch_size, generator=generator)
         self.total_steps = settings.steps if settings.steps is not None else settings.epochs * len(self.batches)
@@ -187,6 +195,7 @@ class Trainer:
         peak.start()
         now = timer.now
         step = 0
+        loss_bound, first_loss = None, None
         try:
             for step in range(self.total_steps):
                 diagnose_now = step in diag_steps
@@ -206,7 +215,7 @@ class Trainer:
                 self.scheduler.step()
                 opt.zero_grad(set_to_none=True)
                 if self.after_step is not None:
-                    self.after_step(model)
+                    self.after_step()
                 t3 = now()
                 timer.add_step(forward=t1 - t0, backward=t2 - t1, optimizer=t3 - t2)
                 if first_step_s is None:
@@ -214,12 +223,21 @@ class Trainer:
                 loss_sum += loss.detach()
                 correct += (logits.argmax(1) == yb).sum()  # argmax carries no grad
                 done = step + 1
+                if loss_bound is None:  # one host sync, once: the bound is relative to the first loss
+                    first_loss = float(loss.detach())
+                    loss_bound = s.divergence_factor * max(abs(first_loss), 1e-3) if math.isfinite(first_loss) else -math.inf
                 evaluate_now = done % s.eval_every == 0 or done == self.total_steps
-                if (evaluate_now or done % DIVERGENCE_CHECK_EVERY == 0) and not torch.isfinite(loss_sum):
-                    result.status = "diverged"
-                    result.metrics["diverged_by_step"] = done  # first check that saw a non-finite loss
-                    step = done  # steps completed
-                    break
+                if evaluate_now or done % DIVERGENCE_CHECK_EVERY == 0:
+                    mean_loss = float(loss_sum) / (done - window_start)
+                    if not mean_loss <= loss_bound:  # NaN compares false: caught here too
+                        result.status = "diverged"
+                        result.metrics["diverged_by_step"] = done  # first check that saw it
+                        result.metrics["divergence"] = {"mean_loss": mean_loss if math.isfinite(mean_loss) else None,
+                                                        "first_loss": first_loss, "factor": s.divergence_factor}
+                        step = done  # steps completed
+                        break
+                if self.progress is not None:
+                    self.progress(done)
                 if evaluate_now:
                     n_steps = done - window_start
                     train_loss = loss_sum.item() / n_steps
