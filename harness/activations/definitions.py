@@ -211,17 +211,37 @@ def build_rule(name: str, forward: BoundForward, params: dict[str, Any] | None =
     return RULES.get(name).bind(forward, params)
 
 
-def forward_param_names(name: str) -> set[str]:
-    """Parameter names of a forward (for routing `**params`)."""
-    return set(FORWARDS.get(name).params)
+# Other names people type for an entry (another library's name, the textbook name). An alias
+# is the same definition under a second name: same parameters, same Hydra options, and the
+# bound pair describes itself by the canonical name, so records say what actually ran.
+_ALIASES: dict[str, dict[str, str]] = {"forward": {}, "backward rule": {}}
 
 
-def rule_accepts_extra(name: str) -> bool:
-    """Combinator rules forward unknown parameters to an inner rule or forward."""
-    return RULES.get(name).builder is not None
+def register_alias(registry: Registry, alias: str, target: str) -> None:
+    """Make `alias` a second name of `registry`'s entry `target` (e.g. swish -> silu)."""
+    if alias in registry:
+        raise ValueError(f"{registry.kind} {alias!r} is already registered")
+    registry.add(alias, registry.get(target))
+    _ALIASES.setdefault(registry.kind, {})[alias] = target
+
+
+def aliases(registry: Registry) -> dict[str, str]:
+    """{alias: canonical name} of `registry` (FORWARDS or RULES)."""
+    return dict(_ALIASES.get(registry.kind, {}))
+
+
+def canonical_name(registry: Registry, name: str) -> str:
+    """The canonical name behind `name` (itself if it is not an alias)."""
+    return _ALIASES.get(registry.kind, {}).get(name, name)
+
+
+def canonical_names(registry: Registry) -> list[str]:
+    """Registered names without the aliases, in registration order (the catalogue)."""
+    return [n for n in registry.names() if n not in _ALIASES.get(registry.kind, {})]
 
 
 __all__ = [
     "FORWARDS", "RULES", "ForwardDef", "RuleDef", "BoundForward", "ParameterError",
     "register_forward", "register_rule", "build_forward", "build_rule",
+    "register_alias", "aliases", "canonical_name", "canonical_names",
 ]

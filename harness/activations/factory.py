@@ -31,7 +31,6 @@ class ActFactory:
         self.rng = RandomSource(seed)
         self.spec = make_pair(forward, backward, forward_params=self.forward_params, backward_params=self.backward_params, rng=self.rng)
         self._specs = {None: self.spec}
-        self.created = 0
 
     def spec_for(self, forward: str | None = None):
         """The PairSpec used for `forward` (None: the configured one)."""
@@ -42,12 +41,7 @@ class ActFactory:
         return self._specs[forward]
 
     def __call__(self, forward: str | None = None) -> ActivationPair:
-        self.created += 1
         return ActivationPair.from_spec(self.spec_for(forward))
-
-    def seed(self, seed: int) -> None:
-        """Reseed the shared random source (called at the start of every run)."""
-        self.rng.seed(seed)
 
     def describe(self) -> str:
         return self.spec.describe()

@@ -123,12 +123,12 @@ def test_resnet18_forward_and_step(make_counting, pair_act, find_foreign, train_
     assert count_parameters(model) == 11_172_423  # 7 classes; 11,173,962 with 10
 
 
-def test_harness_act_factory_builds_every_case():
+def test_harness_act_factory_builds_every_case(make_counting):
     """The real harness.activations.ActFactory plugs in: one fresh module per slot."""
     from harness.activations import ActFactory
 
     for name, params, shape, slots in CASES:
-        act = ActFactory("relu", "rectangular")
+        act = make_counting(ActFactory("relu", "rectangular"))
         model = build_model(name, input_shape=shape, num_classes=NUM_CLASSES, act=act, **params)
-        assert act.created == slots, name
+        assert len(act.calls) == slots, name
         assert model(_batch(shape)[0]).shape == (4, NUM_CLASSES)
