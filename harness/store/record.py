@@ -23,6 +23,7 @@ _TOP_LEVEL: dict[str, tuple[tuple[type, ...], bool]] = {
     "run_id": ((str,), True),
     "config": ((dict,), True),
     "pair": ((dict,), False),
+    "identity": ((dict,), False),  # run_key, config_id, code_hash, harness_version (harness/store/keys.py)
     "metrics": ((dict,), True),
     "curves": ((dict,), True),
     "diagnostics": ((dict,), True),
@@ -83,6 +84,12 @@ def validate_record(record: Any, source: str = "record") -> dict:
     return record
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_record(record: dict, directory: str | Path) -> Path:
     """Validate and write `record` to `directory/record.json` atomically (temp file, then rename)."""
     record = validate_record(_jsonable(record))
@@ -91,6 +98,7 @@ def write_record(record: dict, directory: str | Path) -> Path:
     path = directory / RECORD_NAME
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".record.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; shared cluster stores need group read
         with os.fdopen(fd, "w") as f:
             json.dump(record, f, indent=1, allow_nan=False)
             f.flush()

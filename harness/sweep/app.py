@@ -15,8 +15,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from harness.errors import ConfigError
+
 from .configs import register_configs
-from .run import execute
+from .progress import sweep_line
+from .run import Terminated, execute
+from .sweeper import PLAN_FOLDER, store_dir
 
 log = logging.getLogger("harness")
 # The configs ship inside the package (harness/conf/), so an installed wheel finds them from any
@@ -41,25 +45,62 @@ def summary_line(record: dict) -> str:
     return " ".join(parts)
 
 
+NOT_RUN_CONFIG = ("store", "rerun", "strict", "progress")  # how to run, not what (see harness/store/keys.py)
+
+
+def _progress(cfg: dict, label: str):
+    """A RunProgress for this run, or None when `progress=false`."""
+    from .progress import RunProgress
+
+    if cfg.get("progress", True) in (False, "false", "off", "none"):
+        return None
+    trainer = cfg.get("trainer") or {}
+    steps = trainer.get("steps") or 0
+    return RunProgress(steps, label=label) if steps else None
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def task(cfg: DictConfig) -> float | None:
-    """Hydra task: resolve the config, run it, write the record into the job's output folder."""
+    """Hydra task: resolve the config, run it (or find it in the store), report one line."""
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     container = OmegaConf.to_container(cfg, resolve=True)
+    rerun = str(container.get("rerun", "none"))
+    run_cfg = {k: v for k, v in container.items() if k not in NOT_RUN_CONFIG}
     out_dir = hc.runtime.output_dir
+    if multirun:
+        store = store_dir(container, hc.sweep.dir)
+        line = sweep_line(Path(hc.sweep.dir) / PLAN_FOLDER, store, list(hc.overrides.task))
+        if line:
+            print(line, file=sys.stderr, flush=True)
+    else:
+        chosen = (container.get("store") or {}).get("dir")
+        store = Path(chosen) if chosen else None
+    label = " ".join(hc.overrides.task) or "defaults"
     try:
-        record = execute(container, out_dir, raise_config_errors=not multirun)
-    except (ValueError, RuntimeError, TypeError, OverflowError) as exc:  # config errors of a single run (recorded)
-        raise SystemExit(f"harness-run: {type(exc).__name__}: {exc}\n(record written to {out_dir}/record.json)") from None
-    log.info(summary_line(record))
-    log.info("record: %s/record.json", out_dir)
+        record = execute(run_cfg, out_dir, store=store, rerun=rerun, raise_config_errors=not multirun,
+                         progress=_progress(container, label if multirun else ""))
+    except ConfigError as exc:  # a single run's bad config: recorded, then said plainly
+        where = store or out_dir
+        raise SystemExit(f"harness-run: {type(exc).__name__}: {exc}\n(record written under {where})") from None
+    if record.get("cached"):
+        log.info("cached (skipped): %s; record %s", summary_line(record), record.get("record_path"))
+    else:
+        log.info(summary_line(record))
+        log.info("record: %s", Path(store, record["identity"]["run_key"][:2], record["identity"]["run_key"]) if store else f"{out_dir}/record.json")
     return record["metrics"].get("final_test_acc")
 
 
 def main() -> None:
-    """Console entry point."""
-    task()
+    """Console entry point: Ctrl-C exits 130 and SIGTERM 143, after the run recorded itself."""
+    try:
+        task()
+    except Terminated:
+        print("harness-run: terminated (SIGTERM); the run was recorded as 'interrupted'", file=sys.stderr)
+        sys.exit(143)
+    except KeyboardInterrupt:
+        print("harness-run: interrupted; the run was recorded as 'interrupted'", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,16 @@ call `execute(cfg_dict, out_dir)` directly.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
+import signal
+import threading
 import traceback
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -25,10 +28,15 @@ from harness.train.optimizers import build_optimizer
 from harness.train.schedules import build_scheduler
 from harness.train.trainer import Trainer, TrainerSettings, TrainingInterrupted
 
-from harness.environment import environment
+from harness.environment import environment, harness_version, usable_cpus
 from harness.errors import ConfigError
-from .loggers import make_logger
+from harness.store import layout
+from harness.store.keys import code_hash, config_id, run_key, run_label
 from harness.store.record import SCHEMA_VERSION, write_record
+from harness.train.diagnostics import FLAT_FORWARDS
+
+from .loggers import make_logger
+from .resolve import _params, check_config, check_seed, complete_config, resolve_threads
 
 log = logging.getLogger("harness")
 
@@ -43,15 +51,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def resolve_threads(threads: Any) -> int:
-    """'auto' -> 1 thread on CPU (see README: fastest for the small models here), else an int >= 1."""
-    if threads in (None, "auto"):
-        return 1
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"threads must be 'auto' or an integer >= 1, got {threads!r}.")
-    return threads
-
-
 def seed_everything(seed: int) -> torch.Generator:
     """Seed python, numpy and torch (all devices); return a generator for batch order."""
     random.seed(seed)
@@ -60,10 +59,6 @@ def seed_everything(seed: int) -> torch.Generator:
     gen = torch.Generator()
     gen.manual_seed(seed)
     return gen
-
-
-def _params(group: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in group.items() if k != "name"}
 
 
 def pair_summary(factory: ActFactory) -> dict[str, Any]:
@@ -78,12 +73,13 @@ def pair_summary(factory: ActFactory) -> dict[str, Any]:
         "bits": spec.rule.bits,
         "stochastic": spec.rule.stochastic,
         "label": spec.describe(),
+        "flat": spec.forward.name in FLAT_FORWARDS,  # exact gradient zero almost everywhere (step, sign)
     }
 
 
 def build_run(cfg: dict[str, Any]):
     """Validate and build everything a run needs, before any training (fail fast)."""
-    seed = int(cfg.get("seed", 0))
+    seed = check_seed(cfg.get("seed", 0))
     device = resolve_device(str(cfg.get("device", "auto")))
     kernels.load()  # build/load the fused CPU kernels now, so the record says whether they are used
     malloc = cfg.get("malloc", "keep_freed")
@@ -106,6 +102,7 @@ def build_run(cfg: dict[str, Any]):
         raise ConfigError(f"invalid activation pair: {exc}") from None
     data_cfg = dict(cfg["dataset"])
     data = load_dataset(data_cfg.pop("name"), root=cfg.get("paths", {}).get("data", "data"), device=device, seed=seed, **data_cfg)
+    check_config(cfg, data=data)  # what the sweep's pre-flight checks, on the data as loaded
     model_cfg = dict(cfg["model"])
     model = build_model(model_cfg.pop("name"), input_shape=data.input_shape, num_classes=data.num_classes, act=factory, kind=data.kind, **model_cfg)
     model.to(device)
@@ -127,46 +124,91 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def execute(cfg: dict[str, Any], out_dir: str | Path, *, logger: Any = "from-config", raise_config_errors: bool = False) -> dict[str, Any]:
-    """Run one configuration and write its record to `out_dir/record.json`; return the record.
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what SLURM sends on preemption or time-out), handled like Ctrl-C: the run stops at
+    the next step, records itself as 'interrupted', and the process exits non-zero."""
 
-    Never raises for a run that fails or diverges: the failure is recorded (status 'failed'
-    with the traceback, or 'diverged'), so one bad run cannot take a sweep down. Configuration
-    errors are re-raised after recording when `raise_config_errors` (single runs), so the user
-    sees them at once. Ctrl-C writes an 'interrupted' record, then propagates. The logger is
-    built from `cfg["logger"]` unless one is passed; its failures never cost the record.
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM into `Terminated` while the block runs (main thread only; restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def thread_plan(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The torch thread count a run gets, who chose it, and whether the machine is oversubscribed.
+
+    With a parallel launcher of n jobs on C cores, `threads=auto` gives each run max(1, C // n)
+    (the app sets HARNESS_AUTO_THREADS and HARNESS_PARALLEL_JOBS per job).
     """
-    started = _now()
-    record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION, "status": "failed", "run_id": uuid.uuid4().hex[:12],
-        "config": cfg, "metrics": {}, "curves": {}, "diagnostics": {}, "error": None,
-        "started_at": started, "ended_at": started, "environment": {},
-    }
+    import os
+
+    jobs = int(os.environ.get("HARNESS_PARALLEL_JOBS", "1"))
+    threads = resolve_threads(cfg.get("threads", "auto"))
+    cpus = usable_cpus()
+    chosen_by = "user" if cfg.get("threads", "auto") not in (None, "auto") else ("launcher" if jobs > 1 else "auto")
+    return {"threads": threads, "chosen_by": chosen_by, "parallel_jobs": jobs, "cpus": cpus,
+            "oversubscribed": threads * jobs > cpus}
+
+
+def identity(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What makes a record this run's (harness/store/keys.py)."""
+    return {"run_key": run_key(cfg), "config_id": config_id(cfg), "code_hash": code_hash(), "harness_version": harness_version()}
+
+
+def _train(cfg: dict[str, Any], record: dict[str, Any], out_dir: Path, logger: Any, raise_config_errors: bool,
+           progress: Any) -> dict[str, Any]:
+    """Build and train one run into `record` (mutated); write it to `out_dir`. See `execute`."""
     stage = "setup"
     started_logger = None
     try:
+        plan = thread_plan(cfg)
+        if plan["oversubscribed"]:
+            log.warning("harness: %d torch threads x %d parallel jobs on %d CPUs: the machine is oversubscribed, "
+                        "so step times are not comparable (the record marks them); use threads=auto or fewer jobs.",
+                        plan["threads"], plan["parallel_jobs"], plan["cpus"])
         if logger == "from-config":
             logger = make_logger(cfg.get("logger"), out_dir=str(out_dir))
         run = build_run(cfg)
-        record["environment"] = environment(run["device"])
+        record["environment"] = {**environment(run["device"]), "threads": plan}
         record["pair"] = pair_summary(run["factory"])
         record["data"] = run["data"].summary()
         params = count_parameters(run["model"])
         if logger is not None:
-            logger.start(cfg, record["pair"])
-            started_logger = logger
+            try:
+                logger.start(cfg, record["pair"])
+                started_logger = logger
+            except Exception as exc:  # a logger never costs the run (e.g. wandb online without a login)
+                log.warning("harness: logger failed to start, training without it: %s: %s", type(exc).__name__, exc)
         stage = "training"
         trainer = Trainer(run["model"], run["data"], run["optimizer"], run["scheduler"], run["settings"],
-                          generator=run["generator"],
-                          log=logger.log if logger is not None else None)
+                          generator=run["generator"], log=_safe_log(started_logger, progress),
+                          progress=progress.step if progress is not None else None)
         try:
             result = trainer.fit()
         except TrainingInterrupted as stop:
             result = stop.result
+        finally:
+            if progress is not None:
+                progress.close()
         record.update(status=result.status, curves=result.curves, diagnostics=result.diagnostics)
         record["metrics"] = {**result.metrics, "params": params, "steps_done": result.steps_done}
-    except KeyboardInterrupt:
+        if plan["oversubscribed"] and isinstance(record["metrics"].get("speed"), dict):
+            record["metrics"]["speed"]["oversubscribed"] = True
+    except KeyboardInterrupt as stop:
         record["status"] = "interrupted"
+        record["interrupted_by"] = "SIGTERM" if isinstance(stop, Terminated) else "SIGINT"
     except Exception as exc:  # recorded, not raised: a sweep keeps going
         record["status"] = "failed"
         record["error"] = {"stage": stage, "type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
@@ -183,6 +225,88 @@ def execute(cfg: dict[str, Any], out_dir: str | Path, *, logger: Any = "from-con
             started_logger.finish(record)
         except Exception as exc:
             log.warning("logger failed to finish (the record is written): %s: %s", type(exc).__name__, exc)
+    return record
+
+
+def _safe_log(logger: Any, progress: Any = None) -> Callable[[dict], None] | None:
+    """Each evaluation row to the progress display and the logger; a failing logger warns once
+    and training goes on without it."""
+    if logger is None and progress is None:
+        return None
+    failed = []
+
+    def log_row(row: dict) -> None:
+        if progress is not None:
+            progress.row(row)
+        if logger is None or failed:
+            return
+        try:
+            logger.log(row)
+        except Exception as exc:
+            failed.append(exc)
+            log.warning("harness: logger failed, training goes on without it: %s: %s", type(exc).__name__, exc)
+    return log_row
+
+
+def execute(cfg: dict[str, Any], out_dir: str | Path | None = None, *, store: str | Path | None = None, rerun: str = "none",
+            logger: Any = "from-config", raise_config_errors: bool = False, progress: Any = None) -> dict[str, Any]:
+    """Run one configuration and write its record; return the record.
+
+    With a `store`, the record goes to the run's keyed place in it (harness/store/layout.py):
+    an ok or diverged record already there means the run is done, and it is returned (with
+    `"cached": True`, not written) unless `rerun` says otherwise ("stale": rerun records made by
+    other code; "all": ignore the cache). The run's lock is held while it trains, so a second
+    process asking for the same run waits and then finds it done. Without a store, the record
+    goes to `out_dir/record.json`.
+
+    Never raises for a run that fails or diverges: the failure is recorded (status 'failed'
+    with the traceback, or 'diverged'), so one bad run cannot take a sweep down. Configuration
+    errors are re-raised after recording when `raise_config_errors` (single runs), so the user
+    sees them at once. Ctrl-C and SIGTERM write an 'interrupted' record, then propagate. The
+    logger is built from `cfg["logger"]` unless one is passed; its failures never cost the record.
+    `progress` (e.g. `progress.RunProgress`) gets `step(done)` every step and `row(eval_row)`.
+    """
+    if store is None and out_dir is None:
+        raise ValueError("execute needs an out_dir or a store")
+    if store is not None:
+        layout.should_skip(None, rerun)  # a bad rerun value is an error before anything runs
+    cfg = complete_config(cfg)
+    started = _now()
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "status": "failed", "run_id": uuid.uuid4().hex[:12],
+        "config": cfg, "identity": identity(cfg), "metrics": {}, "curves": {}, "diagnostics": {}, "error": None,
+        "started_at": started, "ended_at": started, "environment": {},
+    }
+    key = record["identity"]["run_key"]
+    with sigterm_interrupts():
+        if store is None:
+            record = _train(cfg, record, Path(out_dir), logger, raise_config_errors, progress)
+        else:
+            hit = layout.lookup(store, key)
+            if layout.should_skip(hit, rerun):
+                return {**hit.record, "cached": True, "record_path": str(hit.path)}
+            with layout.claim(store, key, run_label(cfg)) as folder:
+                hit = layout.lookup(store, key)  # another process may have finished it while we waited
+                if layout.should_skip(hit, rerun):
+                    return {**hit.record, "cached": True, "record_path": str(hit.path)}
+                record = _train(cfg, record, folder, logger, raise_config_errors, progress)
     if record["status"] == "interrupted":
-        raise KeyboardInterrupt
+        raise Terminated() if record.get("interrupted_by") == "SIGTERM" else KeyboardInterrupt()
+    return record
+
+
+def record_invalid(cfg: dict[str, Any], error: Exception, store: str | Path) -> dict[str, Any]:
+    """Record a run that the sweep's pre-flight found cannot run, as 'failed' with its reason."""
+    cfg = complete_config(cfg)
+    now = _now()
+    record = {
+        "schema_version": SCHEMA_VERSION, "status": "failed", "run_id": uuid.uuid4().hex[:12],
+        "config": cfg, "identity": identity(cfg), "metrics": {}, "curves": {}, "diagnostics": {},
+        "error": {"stage": "preflight", "type": type(error).__name__, "message": str(error), "traceback": ""},
+        "started_at": now, "ended_at": now, "environment": environment(torch.device("cpu")),
+    }
+    key = record["identity"]["run_key"]
+    with layout.claim(store, key, run_label(cfg)) as folder:
+        if layout.lookup(store, key) is None:  # never replace a result with a pre-flight failure
+            write_record(record, folder)
     return record

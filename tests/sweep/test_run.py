@@ -4,7 +4,8 @@ import sys
 import pytest
 
 from harness.store.record import load_record
-from harness.sweep.run import ConfigError, execute
+from harness.errors import ConfigError
+from harness.sweep.run import execute
 from support.configs import tiny_config
 
 
@@ -32,7 +33,7 @@ def test_run_writes_a_complete_valid_record(tmp_path):
     assert m["memory"]["peak"]["method"]
     assert on_disk["pair"] == {"forward": "step", "forward_params": {}, "backward": "rectangular",
                                "backward_params": {"a": -0.5, "b": 0.5}, "saves": "bits", "bits": 1,
-                               "stochastic": False, "label": "step/rectangular(a=-0.5, b=0.5)"}
+                               "stochastic": False, "label": "step/rectangular(a=-0.5, b=0.5)", "flat": True}
     env = on_disk["environment"]
     assert env["torch_threads"] == 1 and env["torch"] and env["cpu_model"] and "git_commit" in env
     # Step forward: the exact gradient below the last activation is zero, and fidelity says so
