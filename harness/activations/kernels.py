@@ -2,25 +2,43 @@
 
 They fuse what the numpy path does in several passes: compare + pack in forward, unpack +
 multiply in backward (docs/DESIGN.md section 5: parity with native ReLU needs this). Built on first
-use with torch.utils.cpp_extension (about a minute once; cached in ~/.cache/torch_extensions).
-One build holds AVX-512, AVX2 and scalar bodies; the best one the CPU supports is picked at
-run time (`set_isa` or HARNESS_KERNEL_ISA=avx2|scalar force a lower one, for tests and benchmarks). If the build fails, or
-HARNESS_KERNELS=0, the numpy path is used: same bits, slower.
+use with torch.utils.cpp_extension (40 to 60 s once), CPU-only, into a build folder named after
+a hash of the sources, the compiler flags, torch and python (`build_dir`), so two checkouts or
+two environments never rebuild each other's kernels. Building and loading happen under one file
+lock, so no process loads a half-written library. One build holds AVX-512, AVX2 and scalar
+bodies; the best one the CPU supports is picked at run time (`set_isa` or
+HARNESS_KERNEL_ISA=avx2|scalar force a lower one, for tests and benchmarks). If the build fails,
+or HARNESS_KERNELS=0, the numpy path is used: same bits, slower.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 import logging
 import os
+import platform
+import sys
 import threading
+import time
 from pathlib import Path
 
 import torch
 
 log = logging.getLogger(__name__)
-_SOURCE = Path(__file__).parent / "csrc" / "gate_kernels.cpp"
+_CSRC = Path(__file__).parent / "csrc"
+_SOURCE = _CSRC / "gate_kernels.cpp"
+_NAME = "harness_gate_kernels"
+# -fopenmp: at::parallel_for is an OpenMP pragma in torch's headers; without the flag the
+# kernels silently run on one thread. No -m flags: the SIMD bodies carry their own target
+# attributes and are chosen at run time.
+_CFLAGS = ("-O3", "-fopenmp")
+_LDFLAGS = ("-fopenmp",)
+_COMPLETE = "complete.json"  # written after a build loaded fine: its absence means "build again"
 _lock = threading.Lock()
 _module = None
 _failed: str | None = None
+_build: dict | None = None  # where the kernels came from in this process (see `status`)
 _isa_limit = 0  # highest ISAS index usable: the CPU's best, or lower with HARNESS_KERNEL_ISA
 
 
@@ -44,9 +62,88 @@ def set_enabled(flag: bool) -> bool:
     return previous
 
 
+def build_key() -> str:
+    """Hash of everything the compiled library depends on: the C++ sources, the compiler and its
+    flags, torch's version and build, the python ABI and the machine architecture."""
+    digest = hashlib.sha256()
+    for path in sorted(_CSRC.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(_CSRC).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(json.dumps({
+        "cflags": _CFLAGS, "ldflags": _LDFLAGS, "cxx": os.environ.get("CXX", "c++"),
+        "torch": torch.__version__, "torch_git": torch.version.git_version,
+        "python": sys.implementation.cache_tag, "abiflags": getattr(sys, "abiflags", ""),
+        "machine": platform.machine(),
+    }, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def build_dir() -> Path:
+    """The folder the kernels are built in and loaded from: `<root>/harness_gate_kernels-<build_key>`,
+    root = $TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions (torch's own convention)."""
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torch_extensions")
+    return Path(root) / f"{_NAME}-{build_key()}"
+
+
+class _DropCudaHomeWarning(logging.Filter):
+    """Importing torch.utils.cpp_extension on a CUDA build of torch without a GPU logs
+    "No CUDA runtime is found, using CUDA_HOME=...": irrelevant for a CPU-only build."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No CUDA runtime is found")
+
+
+# Installed at import: torch.compile's CPU code generator imports cpp_extension too.
+logging.getLogger("torch.utils.cpp_extension").addFilter(_DropCudaHomeWarning())
+
+
+def _build_here(directory: Path):
+    """Compile the sources into `directory` (CPU only) and import the result. Caller holds the lock."""
+    for stale in directory.glob(f"{_NAME}*.so"):  # a build killed half-way: never load or keep it
+        stale.unlink()
+    print("harness: building the fused CPU kernels (first use in this environment, about a minute) in "
+          f"{directory} ...", file=sys.stderr, flush=True)
+    from torch.utils.cpp_extension import load as load_extension
+
+    return load_extension(name=_NAME, sources=[str(_SOURCE)], extra_cflags=list(_CFLAGS),
+                          extra_ldflags=list(_LDFLAGS), build_directory=str(directory),
+                          with_cuda=False, verbose=False)
+
+
+def _import_built(directory: Path):
+    """Import the library a finished build left in `directory`. Caller holds the lock."""
+    spec = importlib.util.spec_from_file_location(_NAME, directory / f"{_NAME}.so")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _build_or_import():
+    """(module, build facts): import the finished build of these sources, or build it first.
+
+    Both happen under a file lock in the build folder, so a second process waits for a build
+    under way instead of loading a half-written library or starting its own.
+    """
+    from filelock import FileLock  # a dependency of torch
+
+    directory = build_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    complete = directory / _COMPLETE
+    # Not torch's own `lock` file: torch takes that one inside `load`, and flock is per open file.
+    with FileLock(str(directory / "harness.lock")):
+        started = time.perf_counter()
+        built = not complete.exists()
+        module = _build_here(directory) if built else _import_built(directory)
+        seconds = round(time.perf_counter() - started, 3)
+        if built:
+            complete.write_text(json.dumps({"key": build_key(), "build_seconds": seconds, "torch": torch.__version__}))
+    return module, {"build_dir": str(directory), "built_in_process": built, "build_seconds": seconds if built else None}
+
+
 def load():
-    """The compiled extension module, building it on first call; None if unavailable."""
-    global _module, _failed, _isa_limit
+    """The compiled extension module, building it on first use in this environment; None if unavailable."""
+    global _module, _failed, _isa_limit, _build
     if _module is not None or _failed is not None or not _enabled:
         return _module
     isa_cap = os.environ.get("HARNESS_KERNEL_ISA")
@@ -55,14 +152,7 @@ def load():
     with _lock:
         if _module is None and _failed is None:
             try:
-                from torch.utils.cpp_extension import load as load_extension
-
-                # -fopenmp: at::parallel_for is an OpenMP pragma in torch's headers; without the
-                # flag the kernels silently run on one thread. No -m flags: the SIMD bodies
-                # carry their own target attributes and are chosen at run time.
-                flags = ["-O3", "-fopenmp"]
-                module = load_extension(name="harness_gate_kernels", sources=[str(_SOURCE)], extra_cflags=flags,
-                                        extra_ldflags=["-fopenmp"], verbose=False)
+                module, _build = _build_or_import()
                 _register_fake_ops()
                 _isa_limit = min(module.best_isa(), ISAS.index(isa_cap) if isa_cap else len(ISAS) - 1)
                 module.set_isa(_isa_limit)  # e.g. HARNESS_KERNEL_ISA=avx2: a machine without AVX-512
@@ -106,10 +196,13 @@ def graph_ops(t: torch.Tensor):
 
 
 def status() -> dict:
-    """For run records and benchmarks: are the kernels in use, and if not, why."""
+    """For run records and benchmarks: are the kernels in use, and if not, why; where they were
+    loaded from, and whether this process built them (`built_in_process`, `build_seconds`)."""
     loaded = _module is not None
+    build = _build or {"build_dir": None, "built_in_process": False, "build_seconds": None}
     return {"enabled": enabled(), "loaded": loaded, "error": _failed,
-            "isa": ISAS[_module.isa()] if loaded else None, "best_isa": ISAS[_module.best_isa()] if loaded else None}
+            "isa": ISAS[_module.isa()] if loaded else None, "best_isa": ISAS[_module.best_isa()] if loaded else None,
+            **build}
 
 
 def isa() -> str | None:
