@@ -3,20 +3,18 @@
 Each set is read whole into one float tensor (N, C, H, W) in [0, 1]. File names and folders are
 taken from the torchvision classes themselves, so error messages list exactly what torchvision
 looks for. Downloading is only attempted when files are missing and download=True, and any
-failure becomes a DatasetUnavailableError saying which files to put where.
+failure becomes a DatasetUnavailableError saying which files to put where. CIFAR's pickled
+batches are read only after every file matched the official md5 (a pickle can run code).
 """
 from __future__ import annotations
 
 import os
-import pickle
 import socket
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import torch
 
 from .errors import DatasetUnavailableError
@@ -136,64 +134,53 @@ def _read_mnist(cls: type, root: Path) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
-def _cifar_integrity_ok(cls: type, root: Path) -> bool:
-    import torchvision.datasets.cifar as tv_cifar  # looked up at call time: same check torchvision uses
+def _cifar_checksum_failures(cls: type, folder: Path) -> list[str]:
+    """The CIFAR files in `folder` whose md5 differs from the official release's, as
+    "name (md5 got, expected want)"; empty when every batch and the meta file match."""
+    from torchvision.datasets.utils import calculate_md5
 
-    folder = root / cls.base_folder
     entries = cls.train_list + cls.test_list + [[cls.meta["filename"], cls.meta["md5"]]]
-    return all(tv_cifar.check_integrity(str(folder / f), md5) for f, md5 in entries)
+    failures = []
+    for name, expected in entries:
+        got = calculate_md5(folder / name)
+        if got != expected:
+            failures.append(f"{folder / name} (md5 {got}, expected {expected})")
+    return failures
 
 
-def read_cifar_batches(folder: Path, files: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Read pickled CIFAR batches exactly as torchvision.datasets.CIFAR10 does, minus the md5 check.
-
-    Returns (uint8 images (N, 3, 32, 32), int64 labels (N,)).
-    """
-    data, labels = [], []
-    for f in files:
-        with open(folder / f, "rb") as fh:
-            entry = pickle.load(fh, encoding="latin1")
-        data.append(np.asarray(entry["data"], dtype=np.uint8))
-        labels.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
-    x = np.vstack(data).reshape(-1, 3, 32, 32)  # rows are 1024 R, 1024 G, 1024 B values
-    return x, np.asarray(labels, dtype=np.int64)
-
-
-def _read_cifar(cls: type, root: Path) -> tuple[tuple[torch.Tensor, ...], str]:
-    if _cifar_integrity_ok(cls, root):
-        out = []
-        for train in (True, False):
-            ds = cls(root=str(root), train=train, download=False)
-            x = torch.from_numpy(ds.data).permute(0, 3, 1, 2)  # torchvision stores HWC
-            out += [x, torch.as_tensor(ds.targets, dtype=torch.int64)]
-        return tuple(out), "torchvision"
-    # torchvision refuses batch files whose md5 differs from the official release. That happens
-    # for re-packed copies and for the small files our tests write; the format is the same, so
-    # read them with the same unpickling code rather than fail, and say so.
-    folder = root / cls.base_folder
-    warnings.warn(f"{folder}: files do not match the official CIFAR md5 checksums; reading them "
-                  f"directly (same pickle format). Re-download if this is meant to be the real set.",
-                  stacklevel=3)
-    x_tr, y_tr = read_cifar_batches(folder, [f for f, _ in cls.train_list])
-    x_te, y_te = read_cifar_batches(folder, [f for f, _ in cls.test_list])
-    return tuple(torch.from_numpy(a) for a in (x_tr, y_tr, x_te, y_te)), "pickle (md5 mismatch)"
+def _read_cifar(name: str, cls: type, root: Path, folder: Path, files: list[str]) -> tuple[torch.Tensor, ...]:
+    # CIFAR batches are pickles, and unpickling runs whatever code a file names: a crafted
+    # data_batch_1 in a data folder could do anything. So every file is checked against the
+    # official md5 before torchvision unpickles any of them, and a mismatch is an error, never a
+    # warning: re-packed copies must be replaced by the official release.
+    failures = _cifar_checksum_failures(cls, folder)
+    if failures:
+        raise _unavailable(name, root, folder, files,
+                           "these files do not match the official release's md5 checksums and were not "
+                           "read (a pickled batch can run code when loaded): " + "; ".join(failures) + ".")
+    out = []
+    for train in (True, False):
+        ds = cls(root=str(root), train=train, download=False)
+        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2)  # torchvision stores HWC
+        out += [x, torch.as_tensor(ds.targets, dtype=torch.int64)]
+    return tuple(out)
 
 
 def _load(name: str, root: Path, download: bool) -> RawData:
     spec = _SPECS[name]
-    folder, _ = _ensure_files(name, root, download)
+    folder, files = _ensure_files(name, root, download)
     cls = _tv_class(spec)
     if spec.family == "mnist":
-        (x_tr, y_tr, x_te, y_te), reader = _read_mnist(cls, root), "torchvision"
+        x_tr, y_tr, x_te, y_te = _read_mnist(cls, root)
     else:
-        (x_tr, y_tr, x_te, y_te), reader = _read_cifar(cls, root)
+        x_tr, y_tr, x_te, y_te = _read_cifar(name, cls, root, folder, files)
     # One float copy in [0, 1]; normalisation happens in load_dataset with train statistics.
     to01 = lambda x: x.to(torch.float32).div_(255.0)  # noqa: E731
     return RawData(
         x_train=to01(x_tr), y_train=y_tr.long(), x_test=to01(x_te), y_test=y_te.long(),
         num_classes=spec.num_classes, input_shape=spec.input_shape, kind="image",
         default_normalize="standard",
-        meta={"source": f"torchvision.datasets.{cls.__name__}", "folder": str(folder), "reader": reader},
+        meta={"source": f"torchvision.datasets.{cls.__name__}", "folder": str(folder), "reader": "torchvision"},
     )
 
 

@@ -328,42 +328,76 @@ def _cat(written, files):
     return x, sum((written[f][1] for f in files), [])
 
 
+def _trust_written_files(monkeypatch, root: Path, name: str) -> None:
+    """Make torchvision's class expect the md5s of the files `_write_cifar` wrote (instead of the
+    official release's), as if they were the real set."""
+    import hashlib
+
+    import torchvision.datasets as tvd
+
+    cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
+    folder = root / cls.base_folder
+    md5 = lambda f: hashlib.md5((folder / f).read_bytes()).hexdigest()  # noqa: E731
+    monkeypatch.setattr(cls, "train_list", [[f, md5(f)] for f, _ in cls.train_list])
+    monkeypatch.setattr(cls, "test_list", [[f, md5(f)] for f, _ in cls.test_list])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5(cls.meta["filename"])})
+
+
 @pytest.mark.parametrize("name,n_cls,train_files,test_files", [
     ("cifar10", 10, [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]),
     ("cifar100", 100, ["train"], ["test"]),
 ])
-def test_cifar_reads_pickled_batches(tmp_path, name, n_cls, train_files, test_files):
+def test_cifar_reads_verified_batches(tmp_path, monkeypatch, name, n_cls, train_files, test_files):
     w = _write_cifar(tmp_path, name)
-    with pytest.warns(UserWarning, match="md5"):  # our files are not the official release
-        d = load_dataset(name, root=tmp_path, download=False, normalize="none")
-    assert d.meta["reader"] == "pickle (md5 mismatch)" and d.num_classes == n_cls
+    _trust_written_files(monkeypatch, tmp_path, name)
+    d = load_dataset(name, root=tmp_path, download=False, normalize="none")
+    assert d.meta["reader"] == "torchvision" and d.num_classes == n_cls
     x_tr, y_tr = _cat(w, train_files)
     x_te, y_te = _cat(w, test_files)
     assert d.x_train.shape == (len(y_tr), 3, 32, 32) and d.x_test.shape == (len(y_te), 3, 32, 32)
     np.testing.assert_array_equal((d.x_train * 255).round().numpy().astype(np.uint8), x_tr)
     np.testing.assert_array_equal((d.x_test * 255).round().numpy().astype(np.uint8), x_te)
     assert d.y_train.tolist() == y_tr and d.y_test.tolist() == y_te
-    with pytest.warns(UserWarning):
-        s = load_dataset(name, root=tmp_path, download=False)  # default: per-channel standard
+    s = load_dataset(name, root=tmp_path, download=False)  # default: per-channel standard
     stats = s.summary()["normalize"]
     assert stats["per"] == "channel" and len(stats["mean"]) == 3
     assert stats["mean"] == pytest.approx((x_tr / 255).mean(axis=(0, 2, 3)).tolist(), rel=1e-5)
 
 
-def test_cifar_torchvision_path_gives_the_same_tensors(tmp_path, monkeypatch):
-    """With the md5 check waived, torchvision's own CIFAR10 class reads our files identically."""
-    import os
+class _CreatesAFile:
+    """Unpickling this calls open(path, 'w'): a stand-in for any code a crafted batch could run."""
 
-    import torchvision.datasets.cifar as tv_cifar
+    def __init__(self, path):
+        self.path = str(path)
 
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_cifar_batch_failing_its_md5_is_refused_before_anything_is_unpickled(tmp_path, monkeypatch):
     _write_cifar(tmp_path, "cifar10")
-    with pytest.warns(UserWarning):
-        fallback = load_dataset("cifar10", root=tmp_path, download=False, normalize="none")
-    monkeypatch.setattr(tv_cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath))
-    via_tv = load_dataset("cifar10", root=tmp_path, download=False, normalize="none")
-    assert via_tv.meta["reader"] == "torchvision"
-    assert torch.equal(via_tv.x_train, fallback.x_train) and torch.equal(via_tv.y_train, fallback.y_train)
-    assert torch.equal(via_tv.x_test, fallback.x_test) and torch.equal(via_tv.y_test, fallback.y_test)
+    _trust_written_files(monkeypatch, tmp_path, "cifar10")
+    ran = tmp_path / "code_ran"
+    crafted = pickle.dumps({"data": _CreatesAFile(ran), "labels": [0]})
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(crafted)
+    with pytest.raises(DatasetUnavailableError) as e:
+        load_dataset("cifar10", root=tmp_path, download=False)
+    reason = str(e.value).splitlines()[0]  # the lines after it list every expected file
+    assert f"{tmp_path / 'cifar-10-batches-py' / 'data_batch_1'} (md5 " in reason and "were not read" in reason
+    assert "data_batch_2" not in reason  # only the file that failed is named
+    assert not ran.exists()
+    pickle.loads(crafted)  # the file was a real threat: loading it does run code
+    assert ran.exists()
+
+
+def test_cifar_copies_that_are_not_the_official_release_are_refused(tmp_path):
+    """Our small test files have their own md5s: without the official ones, nothing is read."""
+    _write_cifar(tmp_path, "cifar100")
+    with pytest.raises(DatasetUnavailableError, match="do not match the official release's md5") as e:
+        load_dataset("cifar100", root=tmp_path, download=False)
+    for f in ("train", "test", "meta"):
+        assert f"{tmp_path / 'cifar-100-python' / f} (md5 " in str(e.value)
+    assert isinstance(e.value, ConfigError)
 
 
 @pytest.mark.parametrize("name,folder,expected", [
