@@ -1,4 +1,5 @@
-"""Rules built from other rules or forwards: exact, derivative_of, noise, quantized.
+"""Rules built from other rules or forwards: exact, derivative_of, noise, quantized (FreeGrad's
+gradient transforms scale, clip_norm, centralize are in transforms.py).
 
 They take their own parameters plus extra ones meant for the inner rule or forward, e.g.
 `quantized(bits=2, of="b_silu", a=1.67)` or `derivative_of(of="silu", beta=1.0)`.
@@ -24,6 +25,15 @@ def _inner_rule(of: str, forward: BoundForward, extra: dict[str, Any]) -> BoundR
     return RULES.get(of).bind(forward, extra)
 
 
+def _elementwise_inner(rule: str, of: str, forward: BoundForward, extra: dict[str, Any]) -> BoundRule:
+    """The inner rule, which must be of the form g(x) * dL/dy (not a gradient transform)."""
+    base = _inner_rule(of, forward, extra)
+    if not base.elementwise:
+        raise ParameterError(f"backward rule {rule!r} needs an elementwise rule g(x) as `of`; {of!r} acts on the "
+                             "whole upstream gradient (a gradient transform): apply it outside instead.")
+    return base
+
+
 def _build_exact(forward: BoundForward, *, extra: dict[str, Any]) -> BoundRule:
     _no_extra("exact", extra)
     return forward.exact_rule()
@@ -43,12 +53,17 @@ def _build_derivative_of(forward: BoundForward, *, of: str, extra: dict[str, Any
 
 
 def _build_noise(forward: BoundForward, *, sigma: float, mode: str, of: str, extra: dict[str, Any]) -> BoundRule:
-    base = _inner_rule(of, forward, extra)
-    return GaussianNoise(name="noise", params={}, shown_params={"sigma": sigma, "mode": mode, "of": of, **extra}, base=base, sigma=sigma, mode=mode)
+    shown = {"sigma": sigma, "mode": mode, "of": of, **extra}
+    if mode == "gradient":  # FreeGrad's noise: on dL/dx itself, whatever the inner rule is
+        from .transforms import GradientNoise  # transforms registers its rules after these
+
+        return GradientNoise(name="noise", params={}, shown_params=shown, base=_inner_rule(of, forward, extra), sigma=sigma)
+    base = _elementwise_inner("noise", of, forward, extra)
+    return GaussianNoise(name="noise", params={}, shown_params=shown, base=base, sigma=sigma, mode=mode)
 
 
 def _build_quantized(forward: BoundForward, *, bits: int, of: str, extra: dict[str, Any]) -> BoundRule:
-    base = _inner_rule(of, forward, extra)
+    base = _elementwise_inner("quantized", of, forward, extra)
     if base.stochastic:
         raise ParameterError(f"backward rule 'quantized' needs a deterministic rule to fit; {of!r} is stochastic.")
     # The fit depends on the target g only; key it by what determines g.
@@ -81,10 +96,14 @@ def derivative_of():
     parameters go to h."""
 
 
-@register_rule("noise", builder=_build_noise, sigma=nonnegative(0.1), mode=choice("additive", "multiplicative"), of=_rule_name("exact"))
+@register_rule("noise", builder=_build_noise, sigma=nonnegative(0.1), mode=choice("additive", "multiplicative", "gradient"),
+               of=_rule_name("exact"))
 def noise():
     """g(x) = base(x) + sigma N(0, 1) (additive), or base(x) (1 + sigma N(0, 1))
-    (multiplicative); base = the rule `of` (default: the exact derivative), sigma = 0.1."""
+    (multiplicative); base = the rule `of` (default: the exact derivative), sigma = 0.1.
+    mode=gradient is FreeGrad's `noise`: dL/dx = base(x) dL/dy + sigma N(0, 1), noise on the
+    gradient itself (a gradient transform, transforms.py). N is drawn fresh per element and
+    backward pass from the run's seeded generator."""
 
 
 @register_rule("quantized", builder=_build_quantized, bits=integer(2, 1, 8), of=_rule_name("exact"))

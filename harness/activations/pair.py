@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import combinators, forwards, rules  # noqa: F401  (registers the built-ins)
+from . import combinators, forwards, rules, spiking, transforms  # noqa: F401  (registers the built-ins)
+from . import aliases  # noqa: F401  (after the built-ins: aliases name them)
 from . import kernels
 from .definitions import FORWARDS, RULES, BoundForward, ParameterError, build_forward
 from .saved_state import BoundRule, RandomSource, Saves, StateMeta
@@ -56,7 +57,7 @@ class _PairFunction(torch.autograd.Function):
         if grad_output.requires_grad:
             # create_graph=True (double backward, e.g. a gradient penalty): a product autograd can
             # differentiate; the fused kernels would return a result without history.
-            return grad_output * spec.rule.multiplier(ctx.saved_tensors, ctx.meta, grad_output, spec.rng), None
+            return spec.rule.differentiable_grad(grad_output, ctx.saved_tensors, ctx.meta, spec.rng), None
         grad = spec.rule.grad_input(grad_output, ctx.saved_tensors, ctx.meta, spec.rng)
         return grad, None
 

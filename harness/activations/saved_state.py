@@ -154,6 +154,9 @@ class BoundRule:
     saves: Saves = field(init=False)
     bits: int = field(init=False, default=0)
     stochastic: bool = field(init=False, default=False)
+    # True when dL/dx = dL/dy * g(x) elementwise; False for gradient transforms (clip_norm,
+    # centralize, ...), which see the whole upstream gradient and have no g(x) of their own.
+    elementwise: bool = field(init=False, default=True)
 
     def encode(self, x: Tensor, y: Tensor) -> tuple[Tensor, ...]:
         """The tensors to save in the forward pass."""
@@ -177,6 +180,15 @@ class BoundRule:
         """dL/dx = dL/dy * g."""
         g = self.multiplier(saved, meta, grad_output, rng)
         return grad_output * g
+
+    def differentiable_grad(self, grad_output: Tensor, saved: tuple[Tensor, ...], meta: StateMeta, rng: RandomSource) -> Tensor:
+        """dL/dx in plain tensor ops that autograd can differentiate (double backward)."""
+        return grad_output * self.multiplier(saved, meta, grad_output, rng)
+
+    def reference_grad(self, x: Tensor, upstream: Tensor, rng: RandomSource | None = None) -> Tensor:
+        """dL/dx for input x and upstream gradient dL/dy, computed directly from x (the
+        reference the tests hold the packed backward to): g(x) * upstream for elementwise rules."""
+        return self.values(x, rng) * upstream
 
     def values(self, x: Tensor, rng: RandomSource | None = None) -> Tensor:
         """g(x) evaluated directly (the reference; stochastic rules draw from `rng`)."""
@@ -368,6 +380,41 @@ class UniformJam(BoundRule):
         # Compiled graphs draw their keys in-graph (see packing.jam_mul).
         key_a, key_b = (None, None) if torch.compiler.is_compiling() else rng.next_keys()
         return jam_mul(grad_output, saved[0] if plain_gate else None, key_a, key_b)
+
+
+@dataclass(eq=False)
+class UniformOutsideGate(BoundRule):
+    """g = hi where the gate holds, (U(0,1) + shift) * scale elsewhere, U fresh in every
+    backward pass (snnTorch's stochastic spike operator, SSO): saves the gate's one bit.
+
+    U comes from the same counter-based hash as jamming (see UniformJam), keyed by the
+    RandomSource's next draw, so a run is reproducible from its seed.
+    """
+
+    base: GateRule = field(default=None)
+    shift: float = 0.0
+    scale: float = 1.0
+
+    def __post_init__(self):
+        self.saves = self.base.saves
+        self.bits = self.base.bits
+        self.stochastic = True
+        self.forward_fn = self.base.forward_fn
+
+    def encode(self, x, y):
+        return self.base.encode(x, y)
+
+    def forward_and_encode(self, x, forward):
+        return self.base.forward_and_encode(x, forward)
+
+    def multiplier(self, saved, meta, like, rng):
+        if torch.compiler.is_compiling():
+            u = torch.rand(meta.shape, device=like.device, dtype=like.dtype)
+        else:
+            key_a, key_b = rng.next_keys()
+            u = hash_uniform_reference(meta.numel, key_a, key_b, like.device).view(meta.shape).to(like.dtype)
+        gate = unpack_bits(saved[0], meta.numel).view(meta.shape).to(like.device)
+        return torch.where(gate, torch.tensor(self.base.levels[1], dtype=like.dtype, device=like.device), (u + self.shift) * self.scale)
 
 
 @dataclass(eq=False)
