@@ -1,4 +1,7 @@
-"""Aggregate run records into tables with confidence intervals across seeds."""
-from .aggregate import load_runs, summarize_runs
+"""`harness-report`: records (or their Parquet) -> runs DataFrame -> statistics per configuration
+against a baseline -> Markdown, LaTeX, CSV tables, paper figures and one self-contained HTML page.
+See harness/report/README.md for the statistical choices."""
+from .build import Report, build_report, load_runs
+from .summary import Baseline, SummaryOptions, summarize
 
-__all__ = ["load_runs", "summarize_runs"]
+__all__ = ["Baseline", "Report", "SummaryOptions", "build_report", "load_runs", "summarize"]
