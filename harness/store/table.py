@@ -169,7 +169,7 @@ FIELDS: tuple[Field, ...] = tuple(
         ("native_saved_bytes", "metrics.memory.model.native_saved_bytes"),
         ("memory_vs_native", "metrics.memory.model.vs_native"),
         ("peak_bytes", "metrics.memory.peak.peak_bytes"), ("peak_delta_bytes", "metrics.memory.peak.delta_bytes"),
-        ("target_acc", "metrics.time_to_target.target"), ("target_s", "metrics.time_to_target.seconds"),
+        ("target_acc", "metrics.time_to_target.target"), ("target_s", "metrics.speed.time_to_target_s"),
         ("grad_cos_pairs", "_fidelity_last.through_pairs.cosine"),
         ("grad_norm_ratio_pairs", "_fidelity_last.through_pairs.norm_ratio"),
         ("grad_cos_min_layer", "_fidelity_last.layer_min.cosine"),
@@ -181,7 +181,7 @@ FIELDS: tuple[Field, ...] = tuple(
 #: Per-run series (lists), read from curves and from every fidelity probe.
 SERIES: tuple[Field, ...] = tuple(_fields("numbers", [
     ("curve_step", "curves.step"), ("curve_test_acc", "curves.test_acc"),
-    ("curve_train_time_s", "curves.train_time_s"), ("curve_train_loss", "curves.train_loss"),
+    ("curve_train_time_s", "metrics.speed.train_time_s_at_eval"), ("curve_train_loss", "curves.train_loss"),
 ]))
 
 #: Columns that every table has, in this order, even when no record fills them.

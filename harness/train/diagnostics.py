@@ -139,6 +139,57 @@ def _compare(pair: Tensor, exact: Tensor, zero_note: str) -> dict:
     return out
 
 
+def parameters_through_pairs(model: nn.Module, xb: Tensor) -> set[str]:
+    """Names of the parameters whose gradient passes through at least one pair's backward.
+
+    One forward on `xb` (state restored, see `preserved_state`) with a hook on every pair; from
+    each pair output's autograd node the graph is walked towards the inputs, and every parameter
+    reached (its AccumulateGrad node) is upstream of that pair, so its gradient is multiplied by
+    the pair's g somewhere. Parameters only downstream of the pairs (an MLP's output layer) are not
+    in the set: their gradient is the same under every rule. Exact for any architecture (residual
+    branches, shared modules), because it reads the graph autograd will use.
+    """
+    outputs: list[Tensor] = []
+    handles = [m.register_forward_hook(lambda _m, _a, out: outputs.append(out)) for _, m in pair_modules(model)]
+    try:
+        with preserved_state(model), torch.enable_grad():
+            model(xb)
+    finally:
+        for h in handles:
+            h.remove()
+    names = {id(p): n for n, p in model.named_parameters()}
+    found: set[str] = set()
+    seen: set[int] = set()
+    stack = [out.grad_fn for out in outputs if isinstance(out, Tensor) and out.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        variable = getattr(node, "variable", None)  # AccumulateGrad: a leaf tensor
+        if variable is not None and id(variable) in names:
+            found.add(names[id(variable)])
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return found
+
+
+def _lowest_layer_cosine(named, pair_parts, exact_parts, through: set[str], zero_note: str) -> dict:
+    """The lowest cosine over the layers (modules) whose parameters pass through a pair."""
+    modules: dict[str, list[int]] = {}
+    for i, (name, _) in enumerate(named):
+        if name in through:
+            modules.setdefault(name.rpartition(".")[0] or name, []).append(i)
+    cosines = {
+        module: _compare(torch.cat([pair_parts[i] for i in idx]), torch.cat([exact_parts[i] for i in idx]), zero_note)["cosine"]
+        for module, idx in modules.items()
+    }
+    defined = {m: c for m, c in cosines.items() if c is not None}
+    if not defined:
+        return {"cosine": None, "layer": None, "layers": cosines, "note": zero_note if cosines else "no parameter passes through a pair"}
+    layer = min(defined, key=defined.get)
+    return {"cosine": defined[layer], "layer": layer, "layers": cosines, "note": None}
+
+
 def gradient_fidelity(model: nn.Module, loss_fn: LossFn, xb: Tensor, yb: Tensor) -> dict:
     """Compare the pairs' gradient with the exact-derivative gradient of the same forwards.
 
@@ -148,7 +199,12 @@ def gradient_fidelity(model: nn.Module, loss_fn: LossFn, xb: Tensor, yb: Tensor)
         {"layers": {param name: entry}, "overall": entry, "pairs": [...], "exact_pairs": [...]}
         entry = {"cosine", "norm_ratio", "pair_norm", "exact_norm", "note"}
 
-    "overall" concatenates all parameters. norm_ratio = ||g_pair|| / ||g_exact||. Where the exact
+    "overall" concatenates all parameters, including those no pair touches (an MLP's output layer
+    gets the same gradient under every rule, so "overall" overstates fidelity). "through_pairs"
+    concatenates only the parameters whose gradient passes through at least one pair's backward
+    (`parameters_through_pairs`): the figure to headline. "layer_min" is the lowest cosine among
+    those layers ({"cosine", "layer", "layers": {module name: cosine}}; one layer = the parameters
+    of one module, e.g. weight and bias), and "through_pairs_params" names the parameters. norm_ratio = ||g_pair|| / ||g_exact||. Where the exact
     gradient is zero (flat forwards such as step and sign: f' = 0, so every parameter before the
     last activation gets a zero exact gradient) cosine and norm_ratio are None and "note" says so.
     Where only the pair gradient is zero, cosine is None, norm_ratio 0.0 and the note says so.
@@ -177,9 +233,18 @@ def gradient_fidelity(model: nn.Module, loss_fn: LossFn, xb: Tensor, yb: Tensor)
     overall = _compare(
         torch.cat(pair_parts) if pair_parts else empty, torch.cat(exact_parts) if exact_parts else empty, zero_note
     )
+    through = parameters_through_pairs(model, xb)
+    through_pairs = _compare(
+        torch.cat([pair_parts[i] for i, (n, _) in enumerate(named) if n in through]) if through else empty,
+        torch.cat([exact_parts[i] for i, (n, _) in enumerate(named) if n in through]) if through else empty,
+        zero_note,
+    )
     return {
         "layers": layers,
         "overall": overall,
+        "through_pairs": through_pairs,
+        "through_pairs_params": [n for n, _ in named if n in through],
+        "layer_min": _lowest_layer_cosine(named, pair_parts, exact_parts, through, zero_note),
         "pairs": sorted({m.spec.describe() for _, m in pairs}),
         "exact_pairs": exact_described,
     }
@@ -297,5 +362,5 @@ def activation_stats(model: nn.Module, xb: Tensor, unit_dim: int | str = "auto")
 
 __all__ = [
     "FLAT_FORWARDS", "RELU_LIKE", "activation_stats", "exact_specs", "gradient_fidelity",
-    "gradient_norms", "layer_gradients", "pair_modules",
+    "gradient_norms", "layer_gradients", "pair_modules", "parameters_through_pairs",
 ]
