@@ -11,7 +11,7 @@ from harness.activations import FORWARDS, RULES
 from harness.store.record import find_records, load_record
 from support.configs import CONF, compose_config
 
-REPO = Path(CONF).parent
+REPO = Path(CONF).parents[1]
 
 
 def harness_run(*args, cwd, timeout=240):
@@ -78,15 +78,27 @@ def test_cli_config_error_exits_non_zero_with_a_clear_message(tmp_path):
     assert load_record(tmp_path)["status"] == "failed"
 
 
-def test_multirun_keeps_going_when_one_run_fails(tmp_path):
+def test_multirun_checks_every_run_first_keeps_going_and_exits_nonzero(tmp_path):
     sweep = tmp_path / "sweep"
     proc = harness_run("-m", "backward=quantized", "backward.bits=12,2", "trainer=quick", "trainer.steps=30",
                        "trainer.eval_every=10", f"hydra.sweep.dir={sweep}", cwd=REPO)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # a failed run: the sweep says so with its exit code
+    # The invalid combination is named before the first run starts, with its override string.
+    listed = proc.stderr.index("1 of 2 runs cannot run")
+    assert listed < proc.stderr.index("[sweep 1/2 done") and "backward.bits=12" in proc.stderr[listed:listed + 300]
+    assert "sweep done: 1 ok, 1 failed" in proc.stderr and "FAILED backward=quantized backward.bits=12" in proc.stderr
     records = sorted((load_record(p) for p in find_records(sweep)), key=lambda r: r["config"]["backward"]["bits"])
     assert [(r["config"]["backward"]["bits"], r["status"]) for r in records] == [(2, "ok"), (12, "failed")]
-    assert "bits=12 is out of range" in records[1]["error"]["message"]
-    assert records[0]["metrics"]["steps_done"] == 30  # the run after the failure still ran
+    assert "bits=12 is out of range" in records[1]["error"]["message"] and records[1]["error"]["stage"] == "preflight"
+    assert records[0]["metrics"]["steps_done"] == 30  # the valid run still ran
+
+
+def test_strict_sweep_starts_nothing_when_a_combination_is_invalid(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = harness_run("-m", "backward=quantized", "backward.bits=12,2", "trainer=quick", "trainer.steps=30",
+                       "+strict=true", f"hydra.sweep.dir={sweep}", cwd=REPO)
+    assert proc.returncode == 2 and "+strict=true: nothing was started" in proc.stderr
+    assert find_records(sweep) == []
 
 
 @pytest.mark.parametrize("preset,target", [

@@ -164,3 +164,64 @@ def test_system_malloc_after_keep_freed_in_one_process_is_refused(tmp_path):
     cfg["malloc"] = "system"
     with pytest.raises(ConfigError, match="malloc=system was asked for, but an earlier run in this process"):
         execute(cfg, tmp_path, raise_config_errors=True)
+
+
+@pytest.mark.parametrize("seed,match", [
+    (1.5, r"seed must be an integer in \[0, 2\^63\), got 1.5 \(float\)"),
+    ("abc", r"seed must be an integer in \[0, 2\^63\), got 'abc' \(str\)"),
+    (2**64, r"seed must be an integer in \[0, 2\^63\), got 18446744073709551616"),
+    (-1, r"seed must be an integer in \[0, 2\^63\), got -1"),
+])
+def test_a_seed_that_is_not_an_integer_is_an_error_before_training(tmp_path, seed, match):
+    with pytest.raises(ConfigError, match=match):
+        execute({**tiny_config(), "seed": seed}, tmp_path, raise_config_errors=True)
+    assert load_record(tmp_path)["error"]["stage"] == "setup"
+
+
+def test_a_batch_larger_than_the_data_is_an_error_with_advice_that_can_be_followed(tmp_path):
+    with pytest.raises(ConfigError, match=r"trainer.batch_size=5000 is larger than the 4000 training samples .* trainer.batch_size<=4000"):
+        execute(tiny_config("trainer.batch_size=5000"), tmp_path, raise_config_errors=True)
+
+
+def test_an_exploding_loss_is_diverged_not_ok(tmp_path):
+    record = execute(tiny_config("optimizer.lr=1e6"), tmp_path)
+    assert record["status"] == "diverged"
+    div = record["metrics"]["divergence"]
+    assert div["factor"] == 1e4 and (div["mean_loss"] is None or div["mean_loss"] > 1e4 * div["first_loss"])
+
+
+def test_more_threads_than_cores_warns_and_marks_the_timing(tmp_path, caplog):
+    import os
+    many = len(os.sched_getaffinity(0)) + 1
+    with caplog.at_level("WARNING", logger="harness"):
+        record = execute({**tiny_config("trainer.steps=25", "trainer.eval_every=25"), "threads": many}, tmp_path)
+    assert "oversubscribed" in caplog.text
+    assert record["environment"]["threads"]["oversubscribed"] and record["metrics"]["speed"]["oversubscribed"]
+    assert record["environment"]["threads"]["chosen_by"] == "user"
+
+
+def test_a_store_run_is_done_once_then_read_from_the_cache(tmp_path):
+    from harness.store.layout import record_path
+    cfg = tiny_config("backward=rectangular", "trainer.steps=25", "trainer.eval_every=25")
+    first = execute(cfg, store=tmp_path)
+    key = first["identity"]["run_key"]
+    assert record_path(tmp_path, key).is_file() and "cached" not in first
+    second = execute(cfg, store=tmp_path)
+    assert second["cached"] and second["run_id"] == first["run_id"]
+    again = execute(cfg, store=tmp_path, rerun="all")
+    assert "cached" not in again and again["run_id"] != first["run_id"]
+    assert load_record(record_path(tmp_path, key))["run_id"] == again["run_id"]  # one record per key
+
+
+def test_a_failed_store_run_runs_again(tmp_path, monkeypatch):
+    import harness.train.trainer as trainer
+    cfg = tiny_config("trainer.steps=25", "trainer.eval_every=25")
+    real = trainer.loss_fn
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated crash")
+    monkeypatch.setattr(trainer, "loss_fn", boom)
+    assert execute(cfg, store=tmp_path)["status"] == "failed"
+    monkeypatch.setattr(trainer, "loss_fn", real)
+    rerun = execute(cfg, store=tmp_path)
+    assert rerun["status"] == "ok" and "cached" not in rerun

@@ -10,7 +10,7 @@ from harness.store.record import find_records, load_record
 from harness.sweep.run import execute
 from support.configs import CONF, tiny_config
 
-REPO = Path(CONF).parent
+REPO = Path(CONF).parents[1]
 
 
 @pytest.mark.slow
