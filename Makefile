@@ -11,10 +11,16 @@ SWEEP       ?= quick
 MACHINE_KIND ?= cpu-2core
 export WANDB_MODE ?= disabled
 export WANDB_SILENT ?= true
+.DEFAULT_GOAL := help
 
-.PHONY: install test test-slow test-all sweep report bench bench-check bench-baseline clean
+.PHONY: help install status test test-slow test-all sweep report bench bench-check bench-baseline clean
 
-install: $(STAMP)
+help:  ## this list (the default target)
+	@echo "harness: decoupled activation functions (forward f, backward g), benchmarked. Targets:"
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/  make \1\t\2/' | expand -t 24
+	@echo "Variables: SWEEP=$(SWEEP) (a conf/experiment name), TORCH_SPEC='$(TORCH_SPEC)'"
+
+install: $(STAMP)  ## create .venv and install the package with its dependencies (once)
 
 # Re-run only when the dependency list changes: quick and idempotent otherwise.
 $(STAMP): pyproject.toml
@@ -30,14 +36,17 @@ test: install  ## fast tests (default selection: not slow)
 test-slow: install  ## end-to-end tests marked slow
 	$(BIN)/python -m pytest -q -m slow
 
-test-all: install
+test-all: install  ## every test, slow ones included
 	$(BIN)/python -m pytest -q -m ''
 
 sweep: install  ## run the named experiment sweep (SWEEP=quick by default) and build its report
 	$(BIN)/harness-run -m +experiment=$(SWEEP)
 	$(BIN)/harness-report multirun/$(SWEEP)
 
-report: install
+status: install  ## counts by status and the failures of the sweep SWEEP (harness-store)
+	$(BIN)/harness-store multirun/$(SWEEP) --sweep
+
+report: install  ## rebuild the report of the sweep SWEEP from its records
 	$(BIN)/harness-report multirun/$(SWEEP)
 
 bench: install  ## full micro benchmark (both shapes, 1 and all threads) and the macro training benchmark
@@ -49,5 +58,5 @@ bench-check: install  ## CI speed gate: quick micro run, ratios compared with th
 bench-baseline: install  ## refresh the baseline of this machine kind (commit the file)
 	$(BIN)/harness-bench --quick --runs 5 --json results/baselines/$(MACHINE_KIND).json
 
-clean:
+clean:  ## remove generated outputs (outputs, multirun, reports)
 	rm -rf outputs multirun reports .pytest_cache
