@@ -28,6 +28,7 @@ import torch
 log = logging.getLogger(__name__)
 _CSRC = Path(__file__).parent / "csrc"
 _SOURCE = _CSRC / "gate_kernels.cpp"
+_SOURCE_SUFFIXES = (".cpp", ".h")  # keep in step with [tool.setuptools.package-data] in pyproject.toml
 _NAME = "harness_gate_kernels"
 # -fopenmp: at::parallel_for is an OpenMP pragma in torch's headers; without the flag the
 # kernels silently run on one thread. No -m flags: the SIMD bodies carry their own target
@@ -66,7 +67,9 @@ def build_key() -> str:
     """Hash of everything the compiled library depends on: the C++ sources, the compiler and its
     flags, torch's version and build, the python ABI and the machine architecture."""
     digest = hashlib.sha256()
-    for path in sorted(_CSRC.rglob("*")):
+    # Only what the compiler reads (and what a wheel ships): a checkout and an install of the
+    # same sources share one build.
+    for path in sorted(p for p in _CSRC.rglob("*") if p.suffix in _SOURCE_SUFFIXES):
         if path.is_file():
             digest.update(path.relative_to(_CSRC).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(json.dumps({
