@@ -20,6 +20,7 @@ from harness.errors import ConfigError
 from .configs import register_configs
 from .progress import sweep_line
 from .run import Terminated, execute
+from .search import objective_values
 from .sweeper import PLAN_FOLDER, store_dir
 
 log = logging.getLogger("harness")
@@ -45,7 +46,7 @@ def summary_line(record: dict) -> str:
     return " ".join(parts)
 
 
-NOT_RUN_CONFIG = ("store", "rerun", "strict", "progress")  # how to run, not what (see harness/store/keys.py)
+NOT_RUN_CONFIG = ("store", "rerun", "strict", "progress", "objective")  # how to run, not what (see harness/store/keys.py)
 
 
 def _progress(cfg: dict, label: str):
@@ -60,7 +61,7 @@ def _progress(cfg: dict, label: str):
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def task(cfg: DictConfig) -> float | None:
+def task(cfg: DictConfig) -> float | list[float] | None:
     """Hydra task: resolve the config, run it (or find it in the store), report one line."""
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
@@ -88,7 +89,7 @@ def task(cfg: DictConfig) -> float | None:
     else:
         log.info(summary_line(record))
         log.info("record: %s", Path(store, record["identity"]["run_key"][:2], record["identity"]["run_key"]) if store else f"{out_dir}/record.json")
-    return record["metrics"].get("final_test_acc")
+    return objective_values(record, container.get("objective"))
 
 
 def main() -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import os
+from dataclasses import dataclass, field
+from typing import Any, List
 
 from hydra.core.config_store import ConfigStore
 
@@ -45,3 +47,23 @@ def register_configs() -> None:
     for group, options in registry_nodes().items():
         for name, node in options.items():
             store.store(group=group, name=name, node=node)
+    register_search_sweeper()
+
+
+def register_search_sweeper() -> None:
+    """`hydra/sweeper=optuna_nsga2`: Optuna's sweeper with the NSGA-II sampler as its default.
+
+    An experiment cannot say `override /hydra/sweeper/sampler: nsgaii` after switching the sweeper
+    (Hydra collects overrides before the new sweeper's own defaults exist), so the pairing is one
+    option instead.
+    """
+    try:
+        from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
+    except ImportError:  # the Optuna sweeper is not installed: grid sweeps still work
+        return
+
+    @dataclass
+    class OptunaNSGA2Conf(OptunaSweeperConf):
+        defaults: List[Any] = field(default_factory=lambda: [{"sampler": "nsgaii"}])
+
+    ConfigStore.instance().store(group="hydra/sweeper", name="optuna_nsga2", node=OptunaNSGA2Conf, provider="harness")
