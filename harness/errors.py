@@ -17,3 +17,8 @@ class UnknownNameError(ConfigError):
 
 class ParameterError(ConfigError):
     """A parameter that does not exist, has the wrong type, or is out of range."""
+
+
+class ParameterTypeError(ParameterError, TypeError):
+    """A parameter of the wrong type, or one the plug-in does not take: a TypeError too, as Python
+    raises for a wrong argument, so callers catching either family see it."""

@@ -12,7 +12,7 @@ from .definitions import FORWARDS, RULES, BoundForward, build_forward, build_rul
 from .factory import ActFactory
 from .kernels import compile_model
 from .pair import ActivationPair, PairSpec, apply_pair, make_pair, pair
-from .registry import ParameterError, UnknownNameError
+from harness.errors import ParameterError, UnknownNameError
 from .saved_state import BoundRule, RandomSource, Saves
 from .swap import DEFAULT_KINDS, swap_activations
 

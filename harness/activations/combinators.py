@@ -11,7 +11,7 @@ from typing import Any
 
 from .definitions import FORWARDS, RULES, BoundForward, ParameterError, build_forward, register_rule
 from .fewbit import fit_rule
-from .registry import Param, choice, integer, nonnegative
+from harness.registry import Param, choice, integer, nonnegative
 from .saved_state import BoundRule, CodeRule, GateRule, GaussianNoise, InputRule, Interval, Saves
 
 

@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 from torch import Tensor
 
-from .registry import Param, ParameterError, Registry, as_params, bind_params
+from harness.registry import Param, ParameterError, Registry, as_params, bind_params
 from .saved_state import (
     BoundRule,
     ConstantRule,

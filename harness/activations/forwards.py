@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from . import kernels
 from .definitions import register_forward
-from .registry import choice, positive
+from harness.registry import choice, positive
 from .saved_state import Interval
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)

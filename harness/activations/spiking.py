@@ -16,7 +16,7 @@ import math
 import torch
 
 from .definitions import BoundForward, ParameterError, register_rule
-from .registry import Param, free, integer, nonnegative, positive
+from harness.registry import Param, free, integer, nonnegative, positive
 from .saved_state import GateRule, Interval, UniformOutsideGate
 
 _ABOVE_ZERO = Interval(0.0, math.inf, closed_lo=False)  # x > 0: snnTorch's spike condition
@@ -82,9 +82,10 @@ def squarewave_fourier(x, *, n, period):
 def s2nn(x, *, alpha, beta):
     """g(x) = alpha s (1 - s), s = sigmoid(alpha x), for x < 0; beta / (x + 1) for x >= 0;
     alpha = 4, beta = 1 (S2NN, Suetake et al. 2023, arXiv 2201.10879; SpikingJelly's S2NN)."""
-    s = torch.sigmoid(alpha * x)
-    # clamp: the x < 0 branch of where() is evaluated everywhere; keep x + 1 away from 0 there.
-    return torch.where(x < 0, alpha * s * (1.0 - s), beta / (x.clamp(min=0.0) + 1.0))
+    # s (1 - s) as sigmoid(alpha x) sigmoid(-alpha x): no cancellation near s = 1. The clamp: both
+    # branches of where() are evaluated everywhere; keep x + 1 away from 0 in the unused one.
+    bump = alpha * torch.sigmoid(alpha * x) * torch.sigmoid(-alpha * x)
+    return torch.where(x < 0, bump, beta / (x.clamp(min=0.0) + 1.0))
 
 
 @register_rule("q_pseudo_spike", saves="input", alpha=Param(2.0, lo=1.0, open_lo=True))

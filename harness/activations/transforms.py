@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from .definitions import RULES, BoundForward, register_rule
-from .registry import Param, free, integer, positive
+from harness.registry import Param, free, integer, positive
 from .saved_state import BoundRule, CodeRule, ConstantRule, GateRule, InputRule, OutputRule, RandomSource
 
 

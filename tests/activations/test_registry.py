@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from harness.activations import FORWARDS, RULES, ActivationPair, Saves, make_pair, register_forward, register_rule
-from harness.activations.registry import Registry, UnknownNameError
+from harness.errors import UnknownNameError
+from harness.registry import Registry
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
-"""Name -> entry registries with helpful errors, and declarative parameter specs.
+"""One registry type for every kind of plug-in, and declarative parameter specs.
 
-One `Registry` per kind of plug-in (forwards, backward rules, ...). Lookups of an unknown
-name raise `UnknownNameError` naming the closest valid names and listing them all, so a typo
-in a sweep fails at config time with a fix in the message.
+A `Registry` maps names to entries of one kind: forwards and backward rules
+(harness.activations), datasets (harness.data), models (harness.models), optimizers and
+schedules (harness.train). Looking up an unknown name raises `UnknownNameError` naming the
+closest valid names and listing them all, so a typo in a sweep fails at config time with the fix
+in the message. `Param` declares one parameter (default, range or choices); `bind_params`
+checks a config against the declared parameters and raises `ParameterError`.
 """
 from __future__ import annotations
 
@@ -10,41 +13,67 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from harness.errors import ParameterError, UnknownNameError
+from harness.errors import ParameterError, ParameterTypeError, UnknownNameError
 from harness.suggest import unknown_name_message
 
 T = TypeVar("T")
 
 
-
-
 class Registry(Generic[T]):
-    """A mapping from names to entries of one kind (e.g. backward rules)."""
+    """A mapping from names to entries of one kind (e.g. backward rules).
 
-    def __init__(self, kind: str):
+    `case_insensitive`: names are stored and looked up in lower case, without surrounding
+    spaces (optimizer and schedule names, where `SGD` and `sgd` mean the same thing).
+    """
+
+    def __init__(self, kind: str, *, case_insensitive: bool = False):
         self.kind = kind
+        self.case_insensitive = case_insensitive
         self._entries: dict[str, T] = {}
+
+    def key(self, name: object) -> object:
+        """The spelling `name` is stored under (lower case for case-insensitive registries)."""
+        return name.strip().lower() if self.case_insensitive and isinstance(name, str) else name
 
     def add(self, name: str, entry: T) -> T:
         """Register `entry` under `name`; registering a name twice is an error."""
-        if name in self._entries:
-            raise ValueError(f"{self.kind} {name!r} is already registered")
-        self._entries[name] = entry
+        key = self.key(name)
+        if key in self._entries:
+            raise ValueError(f"{self.kind} {key!r} is already registered")
+        self._entries[key] = entry
         return entry
 
-    def get(self, name: str) -> T:
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator form of `add`: `@REGISTRY.register("name")` above the entry."""
+        return lambda entry: self.add(name, entry)
+
+    def get(self, name: object) -> T:
         """Return the entry for `name` or raise UnknownNameError with suggestions."""
         try:
-            return self._entries[name]
+            return self._entries[self.key(name)]
         except (KeyError, TypeError):
-            raise UnknownNameError(unknown_name_message(self.kind, name, list(self._entries))) from None
+            match = self.key(name) if isinstance(name, str) else None
+            raise UnknownNameError(unknown_name_message(self.kind, name, list(self._entries), match=match)) from None
+
+    __getitem__ = get
+
+    def pop(self, name: str) -> T:
+        """Unregister `name` and return its entry (tests and plug-ins that clean up after themselves)."""
+        return self._entries.pop(self.key(name))
 
     def names(self) -> list[str]:
         """All registered names, in registration order."""
         return list(self._entries)
 
+    def items(self) -> list[tuple[str, T]]:
+        """(name, entry) pairs, in registration order."""
+        return list(self._entries.items())
+
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        try:
+            return self.key(name) in self._entries
+        except TypeError:  # unhashable: never a registered name
+            return False
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
@@ -55,7 +84,7 @@ class Registry(Generic[T]):
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter of a forward or rule: default value and allowed range.
+    """One declared parameter of a plug-in: default value and allowed range.
 
     `lo`/`hi` bound numbers (inclusive unless `open_lo`/`open_hi`); `choices` restricts strings.
     """
@@ -88,10 +117,10 @@ class Param:
             return value
         if isinstance(self.default, bool) or isinstance(self.default, str):
             if type(value) is not type(self.default):
-                raise ParameterError(f"{owner}: {name}={value!r} must be a {type(self.default).__name__}.")
+                raise ParameterTypeError(f"{owner}: {name}={value!r} must be a {type(self.default).__name__}.")
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParameterError(f"{owner}: {name}={value!r} must be {self.allowed()}.")
+            raise ParameterTypeError(f"{owner}: {name}={value!r} must be {self.allowed()}.")
         if not math.isfinite(value):
             raise ParameterError(f"{owner}: {name}={value!r} is out of range; {name} must be {self.allowed()}.")
         if self.integer:
@@ -153,7 +182,7 @@ def bind_params(
     unknown = sorted(set(given) - set(spec))
     if unknown:
         valid = ", ".join(f"{k} (default {p.default!r})" for k, p in spec.items()) or "none"
-        raise ParameterError(f"{owner} has no parameter {', '.join(map(repr, unknown))}. Valid parameters: {valid}.")
+        raise ParameterTypeError(f"{owner} has no parameter {', '.join(map(repr, unknown))}. Valid parameters: {valid}.")
     bound = {k: p.validate(owner, k, given.get(k, p.default)) for k, p in spec.items()}
     if check is not None:
         verdict = check(**bound)
