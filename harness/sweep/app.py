@@ -78,6 +78,10 @@ def task(cfg: DictConfig) -> float | list[float] | None:
         chosen = (container.get("store") or {}).get("dir")
         store = Path(chosen) if chosen else None
     label = " ".join(hc.overrides.task) or "defaults"
+    logger_cfg = run_cfg.get("logger")
+    if multirun and isinstance(logger_cfg, dict) and logger_cfg.get("name") == "wandb" and not logger_cfg.get("group"):
+        experiment = hc.runtime.choices.get("experiment") or "sweep"
+        run_cfg["logger"] = {**logger_cfg, "group": f"{experiment}-{'_'.join(Path(hc.sweep.dir).parts[-2:])}"}
     try:
         record = execute(run_cfg, out_dir, store=store, rerun=rerun, raise_config_errors=not multirun,
                          progress=_progress(container, label if multirun else ""))

@@ -11,10 +11,12 @@ class WandbLogger:
     """
 
     def __init__(self, project: str, entity: str | None = None, mode: str = "offline", group: str | None = None,
-                 tags: list[str] | None = None, dir: str | None = None, out_dir: str | None = None):
+                 tags: list[str] | None = None, dir: str | None = None, out_dir: str | None = None,
+                 log_record: bool = True):
         if mode not in ("online", "offline", "disabled"):
             raise ValueError(f"logger.mode must be online, offline or disabled, got {mode!r}")
         self.settings = dict(project=project, entity=entity, mode=mode, group=group, tags=list(tags or []), dir=dir or out_dir)
+        self.log_record = log_record
         self.run = None
 
     def start(self, cfg: dict[str, Any], pair: dict[str, Any]) -> None:
@@ -24,8 +26,9 @@ class WandbLogger:
         tags = self.settings["tags"] + [f"forward:{pair['forward']}", f"backward:{pair['backward']}",
                                         f"dataset:{cfg['dataset']['name']}", f"model:{cfg['model']['name']}"]
         self.run = wandb.init(project=self.settings["project"], entity=self.settings["entity"], mode=self.settings["mode"],
-                              group=self.settings["group"], tags=tags, dir=self.settings["dir"], config=cfg,
-                              name=f"{pair['label']} seed={cfg.get('seed')}", reinit="finish_previous")
+                              group=self.settings["group"], job_type=f"{pair['forward']}/{pair['backward']}", tags=tags,
+                              dir=self.settings["dir"], config=cfg, name=f"{pair['label']} seed={cfg.get('seed')}",
+                              reinit="finish_previous")
 
     def log(self, row: dict[str, Any]) -> None:
         """Log one evaluation row (keyed by its training step)."""
@@ -37,7 +40,19 @@ class WandbLogger:
         if self.run is None:
             return
         m = record.get("metrics", {})
-        self.run.summary.update({"status": record.get("status"), **{k: v for k, v in m.items() if isinstance(v, (int, float))}})
+        speed, memory = m.get("speed") or {}, (m.get("memory") or {}).get("model") or {}
+        self.run.summary.update({
+            "status": record.get("status"), "run_key": (record.get("identity") or {}).get("run_key"),
+            **{k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+            "step_ms": (speed.get("step_ms") or {}).get("median"), "samples_per_s": speed.get("samples_per_s"),
+            "saved_bytes": memory.get("saved_bytes"), "saved_vs_native": memory.get("vs_native"),
+        })
+        if self.log_record and record.get("record_path"):
+            import wandb
+
+            artifact = wandb.Artifact(f"record-{record['identity']['run_key']}", type="run-record")
+            artifact.add_file(record["record_path"], name="record.json")
+            self.run.log_artifact(artifact)
         self.run.finish(exit_code=0 if record.get("status") in ("ok", "diverged") else 1)
         self.run = None
 

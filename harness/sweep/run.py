@@ -129,6 +129,9 @@ class Terminated(KeyboardInterrupt):
     the next step, records itself as 'interrupted', and the process exits non-zero."""
 
 
+_signals_seen: list[str] = []
+
+
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[None]:
     """Turn SIGTERM into `Terminated` while the block runs (main thread only; restored after)."""
@@ -137,8 +140,10 @@ def sigterm_interrupts() -> Iterator[None]:
         return
 
     def handler(signum, frame):
+        _signals_seen.append("SIGTERM")  # the trainer turns interrupts into its own exception
         raise Terminated(f"signal {signum}")
 
+    _signals_seen.clear()
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
@@ -199,6 +204,7 @@ def _train(cfg: dict[str, Any], record: dict[str, Any], out_dir: Path, logger: A
             result = trainer.fit()
         except TrainingInterrupted as stop:
             result = stop.result
+            record["interrupted_by"] = "SIGTERM" if "SIGTERM" in _signals_seen else "SIGINT"
         finally:
             if progress is not None:
                 progress.close()
@@ -208,7 +214,7 @@ def _train(cfg: dict[str, Any], record: dict[str, Any], out_dir: Path, logger: A
             record["metrics"]["speed"]["oversubscribed"] = True
     except KeyboardInterrupt as stop:
         record["status"] = "interrupted"
-        record["interrupted_by"] = "SIGTERM" if isinstance(stop, Terminated) else "SIGINT"
+        record["interrupted_by"] = "SIGTERM" if isinstance(stop, Terminated) or "SIGTERM" in _signals_seen else "SIGINT"
     except Exception as exc:  # recorded, not raised: a sweep keeps going
         record["status"] = "failed"
         record["error"] = {"stage": stage, "type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
@@ -219,8 +225,9 @@ def _train(cfg: dict[str, Any], record: dict[str, Any], out_dir: Path, logger: A
             write_record(record, out_dir)
             raise
     record["ended_at"] = _now()
-    write_record(record, out_dir)  # before the logger: a logger failure must not lose the record
+    path = write_record(record, out_dir)  # before the logger: a logger failure must not lose the record
     if started_logger is not None:
+        record["record_path"] = str(path)
         try:
             started_logger.finish(record)
         except Exception as exc:

@@ -33,15 +33,48 @@ def test_parallel_launcher_sweep_writes_one_record_per_combination(tmp_path):
 
 
 @pytest.mark.slow
-def test_wandb_logger_mirrors_the_run_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    from harness.sweep.loggers import make_logger
+def test_wandb_logger_mirrors_config_curves_summary_and_record_offline(tmp_path, monkeypatch):
+    import json
 
-    cfg = tiny_config("logger=wandb", "logger.mode=offline")
-    logger = make_logger(cfg["logger"], out_dir=str(tmp_path))
-    record = execute(cfg, tmp_path / "run", logger=logger)
+    from support.wandb_offline import records
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = tiny_config("logger=wandb", "logger.mode=offline", f"logger.dir={tmp_path}", "logger.group=quick-test",
+                      "backward=rectangular")
+    record = execute(cfg, store=tmp_path / "store")
     assert record["status"] == "ok"
-    runs = list(tmp_path.rglob("offline-run-*"))
-    assert runs, "wandb wrote no offline run"
-    assert any(p.suffix == ".wandb" for p in runs[0].rglob("*"))
+    run_files = list(tmp_path.rglob("offline-run-*/run-*.wandb"))
+    assert len(run_files) == 1, "wandb wrote no offline run"
+    sent = list(records(run_files[0]))
+    run = next(r.run for r in sent if r.WhichOneof("record_type") == "run")
+    assert run.run_group == "quick-test" and run.job_type == "relu/rectangular"
+    config = {item.key: json.loads(item.value_json) for item in run.config.update}
+    assert config["backward"] == {"name": "rectangular", "a": -0.5, "b": 0.5} and config["seed"] == 0
+    summary = {}
+    for r in sent:
+        if r.WhichOneof("record_type") == "summary":
+            summary.update({item.key: json.loads(item.value_json) for item in r.summary.update})
+    assert summary["status"] == "ok" and summary["run_key"] == record["identity"]["run_key"]
+    assert summary["final_test_acc"] == pytest.approx(record["metrics"]["final_test_acc"])
+    history = [r for r in sent if r.WhichOneof("record_type") == "history"]
+    assert len(history) == len(record["curves"]["step"])  # one row per evaluation
+    artifact = next(r.artifact for r in sent if r.WhichOneof("record_type") == "artifact")
+    assert artifact.name == f"record-{record['identity']['run_key']}" and artifact.type == "run-record"
+
+
+def test_a_logger_that_fails_never_costs_the_run_or_its_record(tmp_path, caplog):
+    class Broken:
+        def start(self, cfg, pair):
+            raise RuntimeError("no wandb login")
+
+        def log(self, row):
+            raise AssertionError("never called after a failed start")
+
+        def finish(self, record):
+            raise AssertionError("never called after a failed start")
+
+    with caplog.at_level("WARNING", logger="harness"):
+        record = execute(tiny_config("trainer.steps=20", "trainer.eval_every=10"), store=tmp_path, logger=Broken())
+    assert record["status"] == "ok" and "logger failed to start" in caplog.text
+    assert caplog.text.count("logger failed") == 1
+    assert find_records(tmp_path)
