@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.errors import ParameterError
+
 # Distinct stream ids so the val carve never reuses the random numbers that generated the data
 # (synthetic sets draw from `seed` too).
 _STREAM_TEST = 1
@@ -12,13 +14,13 @@ _STREAM_VAL = 2
 def split_counts(n: int, fraction: float, what: str) -> tuple[int, int]:
     """Return (n_keep, n_held) with n_held = round(fraction * n), at least 1 when fraction > 0.
 
-    Raises ValueError when the split would leave either side empty.
+    Raises ParameterError when the split would leave either side empty.
     """
     held = int(round(fraction * n))
     if fraction > 0 and held == 0:
         held = 1
     if held >= n or (fraction > 0 and n - held < 1):
-        raise ValueError(f"{what}={fraction} of {n} samples leaves no samples on one side; "
+        raise ParameterError(f"{what}={fraction} of {n} samples leaves no samples on one side; "
                          f"use a smaller fraction or more data.")
     return n - held, held
 

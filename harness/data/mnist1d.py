@@ -19,6 +19,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from harness.errors import ParameterError
+
 from .registry import register_dataset
 from .splits import RawData
 from .validate import check_positive_int
@@ -113,7 +115,7 @@ def _load(root: Path, num_train: int, num_test: int, data_seed: int | None, seed
     num_test = check_positive_int("num_test", num_test)
     data_seed = seed if data_seed is None else data_seed
     if isinstance(data_seed, bool) or not isinstance(data_seed, int) or data_seed < 0:
-        raise ValueError(f"data_seed must be a non-negative int or None (use `seed`), got {data_seed!r}.")
+        raise ParameterError(f"data_seed must be a non-negative int or None (use `seed`), got {data_seed!r}.")
     args = generation_args(num_train, num_test, data_seed)
     arrays, path, hit = load_or_generate(args, Path(root) / "mnist1d")
     x, y = arrays["x"], arrays["y"]

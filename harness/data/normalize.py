@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from harness.errors import ParameterError
+
 NORMALIZERS = ("none", "standard", "minmax", "scale16")
 
 
@@ -27,9 +29,9 @@ def _reduce_dims(x: Tensor, kind: str) -> tuple[int, ...]:
 
 
 def check_normalize(method: object) -> str:
-    """Return `method` if it is a known normalisation name, else raise ValueError listing the options."""
+    """Return `method` if it is a known normalisation name, else raise ParameterError listing the options."""
     if method not in NORMALIZERS:
-        raise ValueError(f"Unknown normalize={method!r}. Allowed: {', '.join(NORMALIZERS)}.")
+        raise ParameterError(f"Unknown normalize={method!r}. Allowed: {', '.join(NORMALIZERS)}.")
     return str(method)
 
 

@@ -1,9 +1,10 @@
 """The dataset registry and `load_dataset`, the one entry point the rest of the harness uses.
 
 A loader is a function `loader(*, root, seed, download, **params) -> RawData` registered under a
-name with `@register_dataset(name)`. Its keyword parameters (beyond root/seed/download) are the
-dataset's configurable params; `load_dataset` checks user params against them so a typo in a
-config fails with the list of valid names.
+name with `@register_dataset(name)` in DATASETS (a `harness.registry.Registry`). Its keyword
+parameters (beyond root/seed/download) are the dataset's configurable params; `load_dataset`
+checks user params against them so a typo in a config fails with the list of valid names. Bad
+input raises the harness error family: UnknownNameError, ParameterError (harness.errors).
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from typing import Any, Callable
 
 import torch
 
-from harness.suggest import describe_unknown_keys, unknown_name_message
+from harness.errors import ParameterError, ParameterTypeError
+from harness.registry import Registry
+from harness.suggest import describe_unknown_keys
 
 from .holdout import random_split, split_counts
 from .normalize import apply_normalizer, check_normalize, fit_normalizer
@@ -24,7 +27,7 @@ from .validate import check_fraction
 Loader = Callable[..., RawData]
 
 #: name -> loader function. Filled by `@register_dataset` when `harness.data` is imported.
-DATASETS: dict[str, Loader] = {}
+DATASETS: Registry[Loader] = Registry("dataset")
 
 # Passed by load_dataset to every loader; not user params of a particular dataset.
 _COMMON = ("root", "seed", "download")
@@ -40,15 +43,14 @@ def register_dataset(name: str) -> Callable[[Loader], Loader]:
         missing = [p for p in _COMMON if p not in params]
         if missing:
             raise TypeError(f"Loader for {name!r} must accept keyword args {_COMMON}; missing {missing}.")
-        DATASETS[name] = loader
-        return loader
+        return DATASETS.add(name, loader)
 
     return deco
 
 
 def dataset_params(name: str) -> dict[str, Any]:
     """Return the configurable params of dataset `name` with their defaults."""
-    loader = _get_loader(name)
+    loader = DATASETS.get(name)
     return {
         p.name: p.default
         for p in inspect.signature(loader).parameters.values()
@@ -56,17 +58,11 @@ def dataset_params(name: str) -> dict[str, Any]:
     }
 
 
-def _get_loader(name: str) -> Loader:
-    if name not in DATASETS:
-        raise ValueError(unknown_name_message("dataset", name, DATASETS))
-    return DATASETS[name]
-
-
 def _check_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     allowed = dataset_params(name)
     unknown = [k for k in params if k not in allowed]
     if unknown:
-        raise ValueError(
+        raise ParameterTypeError(
             f"Unknown parameter(s) for dataset {name!r}: {describe_unknown_keys(unknown, allowed)}. "
             f"Allowed: {', '.join(allowed) or '(none)'}, plus root, device, seed, val_fraction, "
             f"normalize, download."
@@ -99,16 +95,17 @@ def load_dataset(
         **params: dataset-specific params, e.g. num_train/num_test; see `dataset_params(name)`.
 
     Raises:
-        ValueError: unknown name (with close matches) or invalid params.
+        UnknownNameError: unknown name (with close matches).
+        ParameterError: invalid params (what was wrong and what is allowed).
         DatasetUnavailableError: files missing and not downloadable.
     """
-    loader = _get_loader(name)
+    loader = DATASETS.get(name)
     full_params = _check_params(name, params)
     val_fraction = check_fraction("val_fraction", val_fraction, allow_zero=True)
     if normalize is not None:
         check_normalize(normalize)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+        raise ParameterError(f"seed must be a non-negative int, got {seed!r}.")
     seed = int(seed)
     device = torch.device(device)
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from harness.errors import ParameterTypeError
+
 from .holdout import split_counts
 from .registry import register_dataset
 from .splits import RawData
@@ -30,7 +32,7 @@ def load_hamming(*, root: Path, seed: int, download: bool, num_samples: int = 20
     if threshold is None:
         threshold = dim / 2
     elif isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        raise ValueError(f"threshold must be a number or None (= dim / 2), got {threshold!r}.")
+        raise ParameterTypeError(f"threshold must be a number or None (= dim / 2), got {threshold!r}.")
     threshold = float(threshold)
     n_train, n_test = split_counts(num_samples, test_fraction, "test_fraction")
     g = _generator(seed)

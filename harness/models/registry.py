@@ -25,8 +25,9 @@ from typing import Any
 
 import torch.nn as nn
 
-from harness.errors import ConfigError
-from harness.suggest import describe_unknown_keys, unknown_name_message
+from harness.errors import ConfigError, ParameterError, ParameterTypeError
+from harness.registry import Registry
+from harness.suggest import describe_unknown_keys
 
 #: ``act(forward=None) -> nn.Module``: a fresh activation-pair module per call; in the harness this
 #: is a ``harness.activations.ActFactory`` instance.
@@ -120,7 +121,7 @@ class ModelEntry:
 
 
 #: name -> registered model (each entry is callable like its builder).
-MODELS: dict[str, ModelEntry] = {}
+MODELS: Registry[ModelEntry] = Registry("model")
 
 
 def register_model(
@@ -131,7 +132,7 @@ def register_model(
     ``check(input_shape, **params)`` (all params: defaults merged with the caller's) runs before
     the builder and raises :class:`ModelDataMismatch` for shapes of an accepted kind that still
     do not fit (e.g. a signal too short for three stride-2 convolutions), or ValueError for bad
-    param values.
+    param values (reported as :class:`ParameterError`).
     """
     bad = [k for k in kinds if k not in KINDS]
     if bad:
@@ -144,25 +145,23 @@ def register_model(
         missing = [a for a in _COMMON_ARGS if a not in sig.parameters]
         if missing:
             raise TypeError(f"builder for {name!r} must accept keyword arguments {missing}")
-        MODELS[name] = ModelEntry(name, builder, tuple(kinds), check)
+        MODELS.add(name, ModelEntry(name, builder, tuple(kinds), check))
         return builder
 
     return decorator
 
 
 def get_model_entry(name: str) -> ModelEntry:
-    """Look a model up; an unknown name raises ValueError with close matches and the full list."""
-    if name in MODELS:
-        return MODELS[name]
-    raise ValueError(unknown_name_message("model", name, MODELS))
+    """Look a model up; an unknown name raises UnknownNameError with close matches and the full list."""
+    return MODELS.get(name)
 
 
 def _merge_params(entry: ModelEntry, params: dict[str, Any]) -> dict[str, Any]:
-    """Defaults overlaid with ``params``; an unknown param is a TypeError naming the valid ones."""
+    """Defaults overlaid with ``params``; an unknown param is a ParameterTypeError naming the valid ones."""
     valid = entry.params
     unknown = [p for p in params if p not in valid]
     if unknown:
-        raise TypeError(
+        raise ParameterTypeError(
             f"unknown parameter(s) for model {entry.name!r}: {describe_unknown_keys(unknown, valid)}. "
             f"Valid parameters: {', '.join(valid) or '(none)'}"
         )
@@ -174,8 +173,9 @@ def check_model_data(
 ) -> None:
     """Validate model name, params and data shape (and ``kind``) without building anything.
 
-    Raises ValueError (unknown model, bad param value), TypeError (unknown params) or
-    :class:`ModelDataMismatch`.  Useful to pre-flight a whole sweep before any run starts.
+    Raises :class:`UnknownNameError` (unknown model), :class:`ParameterError` (bad param value;
+    :class:`ParameterTypeError` for unknown params) or :class:`ModelDataMismatch`, all
+    ``ConfigError``.  Useful to pre-flight a whole sweep before any run starts.
     """
     entry = get_model_entry(name)
     merged = _merge_params(entry, params)
@@ -184,7 +184,12 @@ def check_model_data(
         expects = " or ".join(_describe(k) for k in entry.kinds) + " input"
         raise ModelDataMismatch.for_model(name, expects, shape, kind=kind)
     if entry.check is not None:
-        entry.check(shape, **merged)
+        try:
+            entry.check(shape, **merged)
+        except ConfigError:
+            raise
+        except ValueError as exc:  # a builder's own value check: a bad parameter of this model
+            raise ParameterError(f"model {name!r}: {exc}") from exc
 
 
 def build_model(
@@ -204,10 +209,15 @@ def build_model(
     shape = tuple(int(d) for d in input_shape)
     check_model_data(name, input_shape=shape, kind=kind, **params)
     if int(num_classes) < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ParameterError(f"num_classes must be >= 1, got {num_classes}")
     if not callable(act):
-        raise TypeError(f"act must be a callable act(forward=None) -> nn.Module, got {act!r}")
-    return MODELS[name].builder(input_shape=shape, num_classes=int(num_classes), act=act, **params)
+        raise ParameterTypeError(f"act must be a callable act(forward=None) -> nn.Module, got {act!r}")
+    try:
+        return MODELS[name].builder(input_shape=shape, num_classes=int(num_classes), act=act, **params)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # the builders' own value checks (depth, width, channels, ...)
+        raise ParameterError(f"model {name!r}: {exc}") from exc
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

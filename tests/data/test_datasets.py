@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, ParameterError, UnknownNameError
 from harness.data import DATASETS, DatasetUnavailableError, dataset_params, load_dataset
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "harness" / "conf" / "dataset"
@@ -228,6 +228,7 @@ def test_unknown_name_suggests_close_match():
     assert "'mnist1d'" in msg and "Did you mean" in msg
     for n in ALL_NAMES:
         assert n in msg
+    assert isinstance(e.value, UnknownNameError)
 
 
 @pytest.mark.parametrize("kwargs,needle", [
@@ -242,6 +243,7 @@ def test_invalid_params_say_what_is_allowed(kwargs, needle, tmp_path):
     with pytest.raises(ValueError) as e:
         load_dataset("mnist1d", root=tmp_path, **kwargs)
     assert needle in str(e.value)
+    assert isinstance(e.value, ParameterError)  # the one error family the app catches
     assert not (tmp_path / "mnist1d").exists()  # rejected before any generation
 
 

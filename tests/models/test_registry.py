@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from harness.errors import ParameterError, UnknownNameError
 from harness.models import (
     KINDS,
     MODELS,
@@ -38,6 +39,7 @@ def test_unknown_model_suggests_close_names():
     assert "'cnn_1d'" in msg and "Did you mean 'cnn1d'" in msg
     for name in MODELS:  # the full list is shown too
         assert name in msg
+    assert isinstance(err.value, UnknownNameError)
 
 
 def test_unknown_param_names_valid_params():
@@ -46,6 +48,7 @@ def test_unknown_param_names_valid_params():
     msg = str(err.value)
     assert "'widht'" in msg and "did you mean 'width'" in msg
     assert "depth, width, residual, bias" in msg
+    assert isinstance(err.value, ParameterError)
 
 
 @pytest.mark.parametrize(
@@ -88,6 +91,12 @@ def test_bad_param_values_fail_before_construction(name, params):
     with pytest.raises(ValueError) as err:
         check_model_data(name, input_shape=shape, **params)
     assert not isinstance(err.value, ModelDataMismatch)
+    assert isinstance(err.value, ParameterError) and f"model {name!r}: " in str(err.value)
+
+
+def test_builder_value_checks_are_parameter_errors():
+    with pytest.raises(ParameterError, match="model 'mlp': mlp needs depth >= 0 and width >= 1"):
+        build_model("mlp", input_shape=(4,), num_classes=2, act=lambda forward=None: nn.ReLU(), width=0)
 
 
 @pytest.mark.parametrize("shape", [(), (1, 2, 3, 4), (0,), (3, 0, 4)])
