@@ -101,7 +101,9 @@ class StoreSweeper(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
+        tic = time.perf_counter()
         plan = self.plan(jobs)
+        checked_ms = (time.perf_counter() - tic) * 1000
         store = plan["store"]
         if plan["invalid"]:
             print(f"harness: {len(plan['invalid'])} of {len(jobs)} runs cannot run (found before training):", file=sys.stderr)
@@ -116,7 +118,8 @@ class StoreSweeper(Sweeper):
                 record_invalid(cfg, ConfigError(message), store)
         todo = plan["todo"]
         print(f"harness: sweep of {len(jobs)} runs: {len(plan['cached'])} cached, {len(todo)} to run, "
-              f"{len(plan['invalid'])} invalid; records in {store}", file=sys.stderr, flush=True)
+              f"{len(plan['invalid'])} invalid (checked in {checked_ms:.0f} ms, {checked_ms / max(len(jobs), 1):.1f} ms per run); "
+              f"records in {store}", file=sys.stderr, flush=True)
         write_plan(sweep_dir / PLAN_FOLDER, {"total": len(jobs), "cached": len(plan["cached"]), "invalid": len(plan["invalid"]),
                                              "to_run": [key for key, _ in todo], "started": time.time(), "store": str(store)})
         returns = []
