@@ -1,8 +1,10 @@
 """Decoupled activation functions: forward f(x), backward dL/dy * g(x) with g chosen freely.
 
 - `forwards.py`: forward functions and their exact derivatives.
-- `rules.py`: surrogate / straight-through / jamming backward rules.
-- `combinators.py`: exact, derivative_of, noise, quantized (Few-Bit Backward, `fewbit.py`).
+- `rules.py`: surrogate / straight-through / jamming backward rules; `spiking.py`: the
+  SpikingJelly and snnTorch surrogates; `aliases.py`: second names (swish, tied, ...).
+- `combinators.py`: exact, derivative_of, noise, quantized (Few-Bit Backward, `fewbit.py`);
+  `transforms.py`: FreeGrad's gradient transforms (scale, clip_norm, centralize).
 - `saved_state.py` and `packing.py`: what each rule stores for backward, packed to 1 or b bits;
   `kernels.py` (+ `csrc/`): the fused CPU kernels; `compile_model` torch.compiles with them.
 - `pair.py`: the single autograd.Function; `ActivationPair` module and `pair` functional form.
