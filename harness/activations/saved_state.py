@@ -14,7 +14,9 @@ Storage per element (docs/DESIGN.md section 2):
 A `BoundRule` has its parameters fixed and is tied to the pair's forward function. Its
 `multiplier` returns g (a tensor or a Python number) from the saved state; `grad_input` is
 `dL/dy * g`, with fast paths where g is a gate. `values(x)` evaluates g directly from x: the
-reference used by tests, few-bit fitting and gradient-fidelity diagnostics.
+reference used by tests, few-bit fitting and gradient-fidelity diagnostics; `reference_grad(x,
+dL/dy)` is the reference dL/dx, which also covers the gradient transforms (transforms.py) that
+have no elementwise g.
 """
 from __future__ import annotations
 
