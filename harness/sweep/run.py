@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from harness.activations import ActFactory, kernels
+from harness.activations import ActFactory, ActivationPair, kernels
 from harness import allocator
 from harness.allocator import keep_freed_memory
 from harness.data import load_dataset
@@ -61,9 +61,18 @@ def seed_everything(seed: int) -> torch.Generator:
     return gen
 
 
-def pair_summary(factory: ActFactory) -> dict[str, Any]:
-    """The pair as recorded: names, parameters, storage kind."""
+def pair_summary(factory: ActFactory, model: Any = None) -> dict[str, Any]:
+    """The pair as recorded: names, parameters, storage kind, and what the model really uses.
+
+    A model may ignore the configured forward in some or all of its slots (the GRU's gates are
+    sigmoid and tanh with the configured rule): `used` lists every pair in the model, and the
+    label says what ran when the configured forward is not among them.
+    """
     spec = factory.spec
+    used = sorted({m.spec.describe() for m in model.modules() if isinstance(m, ActivationPair)}) if model is not None else []
+    label = spec.describe()
+    if used and label not in used:
+        label = " + ".join(used)
     return {
         "forward": spec.forward.name,
         "forward_params": dict(spec.forward.params),
@@ -72,7 +81,8 @@ def pair_summary(factory: ActFactory) -> dict[str, Any]:
         "saves": spec.saves.value,
         "bits": spec.rule.bits,
         "stochastic": spec.rule.stochastic,
-        "label": spec.describe(),
+        "label": label,
+        "used": used,
         "flat": spec.forward.name in FLAT_FORWARDS,  # exact gradient zero almost everywhere (step, sign)
     }
 
@@ -187,7 +197,7 @@ def _train(cfg: dict[str, Any], record: dict[str, Any], out_dir: Path, logger: A
             logger = make_logger(cfg.get("logger"), out_dir=str(out_dir))
         run = build_run(cfg)
         record["environment"] = {**environment(run["device"]), "threads": plan}
-        record["pair"] = pair_summary(run["factory"])
+        record["pair"] = pair_summary(run["factory"], run["model"])
         record["data"] = run["data"].summary()
         params = count_parameters(run["model"])
         if logger is not None:

@@ -33,7 +33,8 @@ def test_run_writes_a_complete_valid_record(tmp_path):
     assert m["memory"]["peak"]["method"]
     assert on_disk["pair"] == {"forward": "step", "forward_params": {}, "backward": "rectangular",
                                "backward_params": {"a": -0.5, "b": 0.5}, "saves": "bits", "bits": 1,
-                               "stochastic": False, "label": "step/rectangular(a=-0.5, b=0.5)", "flat": True}
+                               "stochastic": False, "label": "step/rectangular(a=-0.5, b=0.5)", "flat": True,
+                               "used": ["step/rectangular(a=-0.5, b=0.5)"]}
     env = on_disk["environment"]
     assert env["torch_threads"] == 1 and env["torch"] and env["cpu_model"] and "git_commit" in env
     # Step forward: the exact gradient below the last activation is zero, and fidelity says so
@@ -225,3 +226,10 @@ def test_a_failed_store_run_runs_again(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, "loss_fn", real)
     rerun = execute(cfg, store=tmp_path)
     assert rerun["status"] == "ok" and "cached" not in rerun
+
+
+def test_a_model_that_ignores_the_forward_records_what_it_really_uses(tmp_path):
+    record = execute(tiny_config("model=gru", "backward=rectangular", "trainer.steps=10", "trainer.eval_every=10"), tmp_path)
+    pair = record["pair"]
+    assert pair["used"] == ["sigmoid/rectangular(a=-0.5, b=0.5)", "tanh/rectangular(a=-0.5, b=0.5)"]
+    assert pair["label"] == "sigmoid/rectangular(a=-0.5, b=0.5) + tanh/rectangular(a=-0.5, b=0.5)"
