@@ -19,6 +19,11 @@ class HarnessSweeperConf:
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="harness", node=HarnessSweeperConf, provider="harness")
+# Also under Hydra's own name `basic`, the default sweeper, so every grid sweep (-m) gets pre-flight,
+# resume and a summary without an override in config.yaml: such an override would win over an
+# experiment's own `override /hydra/sweeper: ...` (Hydra keeps the first override of a group).
+# Hydra's plugin scan imports its core plugins before hydra_plugins, so this entry is the one kept.
+ConfigStore.instance().store(group="hydra/sweeper", name="basic", node=HarnessSweeperConf, provider="harness")
 
 
 class HarnessSweeper(StoreSweeper):

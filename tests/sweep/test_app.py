@@ -115,3 +115,21 @@ def test_launcher_presets_compose_to_the_right_launcher(preset, target):
     assert cfg.hydra.launcher._target_.endswith(target)
     if preset == "slurm":
         assert cfg.hydra.launcher.timeout_min == 120 and cfg.hydra.launcher.gpus_per_node == 1
+
+
+@pytest.mark.parametrize("overrides,target", [
+    ([], "hydra_plugins.harness_sweeper.harness_sweeper.HarnessSweeper"),
+    (["+experiment=pareto_mnist1d"], "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"),
+])
+def test_grid_sweeps_use_the_store_sweeper_and_experiments_can_switch(overrides, target):
+    from hydra import compose, initialize_config_dir
+
+    from harness.sweep.configs import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    assert cfg.hydra.sweeper._target_ == target
+    if overrides:
+        assert cfg.hydra.sweeper.sampler._target_ == "optuna.samplers.NSGAIISampler"
+        assert list(cfg.hydra.sweeper.direction) == ["maximize", "minimize"] and list(cfg.objective) == ["final_test_acc", "saved_bytes"]
