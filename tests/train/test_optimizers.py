@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from pathlib import Path
 
@@ -10,7 +9,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from harness.train.optimizers import OPTIMIZERS, build_optimizer, register_optimizer
+from harness.errors import ParameterError, ParameterTypeError, UnknownNameError
+from harness.train.optimizers import OPTIMIZERS, build_optimizer, optimizer_defaults, register_optimizer
 
 CONF = Path(__file__).resolve().parents[2] / "harness" / "conf" / "optimizer"
 
@@ -120,8 +120,7 @@ def test_module_and_param_groups_accepted():
 def test_config_matches_factory_defaults_and_builds(name):
     """conf/optimizer/<name>.yaml lists every setting, equal to the factory default, and builds."""
     cfg = OmegaConf.load(CONF / f"{name}.yaml")
-    params = inspect.signature(OPTIMIZERS[name]).parameters
-    settings = {k: v.default for k, v in params.items() if k != "parameters"}
+    settings = optimizer_defaults(name)
     as_dict = OmegaConf.to_container(cfg)
     assert as_dict.pop("name") == name
     assert set(as_dict) == set(settings)
@@ -153,6 +152,7 @@ def test_unknown_name_suggests_closest_and_lists_all():
     msg = str(err.value)
     assert msg.startswith("Unknown optimizer 'adma'. Did you mean 'adam'")
     assert "adam, adamw, rmsprop, sgd" in msg
+    assert isinstance(err.value, UnknownNameError)
 
 
 def test_unknown_setting_names_valid_settings():
@@ -161,6 +161,7 @@ def test_unknown_setting_names_valid_settings():
     msg = str(err.value)
     assert "'momentun'" in msg and "did you mean 'momentum'" in msg
     assert "lr, momentum, nesterov, weight_decay, dampening" in msg
+    assert isinstance(err.value, ParameterError)
 
 
 @pytest.mark.parametrize(
@@ -185,6 +186,7 @@ def test_out_of_range_values_name_value_and_range(name, settings, fragments):
         build_optimizer(name, _params(), **settings)
     for fragment in fragments:
         assert fragment in str(err.value)
+    assert isinstance(err.value, ParameterError)
 
 
 @pytest.mark.parametrize(
@@ -202,11 +204,12 @@ def test_wrong_types_raise_type_error(name, settings, fragments):
         build_optimizer(name, _params(), **settings)
     for fragment in fragments:
         assert fragment in str(err.value)
+    assert isinstance(err.value, ParameterTypeError)  # a TypeError and in the ConfigError family
 
 
 def test_duplicate_registration_rejected():
     with pytest.raises(ValueError, match="already registered"):
-        register_optimizer("SGD")(lambda parameters: None)
+        register_optimizer("SGD", torch.optim.SGD, {})
 
 
 def test_unknown_name_suggestion_ignores_case():

@@ -12,6 +12,8 @@ from omegaconf import OmegaConf
 from harness.train.schedules import SCHEDULERS, SNRAdaptiveSchedule, build_scheduler
 
 CONF = Path(__file__).resolve().parents[2] / "harness" / "conf" / "scheduler"
+# Most tests here step a schedule without training, which torch's schedulers warn about.
+pytestmark = pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")
 
 
 def _opt(lr: float = 1.0, n: int = 4, groups: int = 1) -> torch.optim.SGD:
