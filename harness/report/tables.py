@@ -53,8 +53,11 @@ def config_labels(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     for group in LABEL_GROUPS + _LABEL_EXTRA:
         name_col = f"cfg.{group}.name"
         params = sorted(c for c in table.columns if c.startswith(f"cfg.{group}.") and c != name_col)
-        varying = [c for c in params if table[c].astype(str).nunique(dropna=False) > 1]
-        names_vary = name_col in table and table[name_col].astype(str).nunique(dropna=False) > 1
+        names = table[name_col].map(repr) if name_col in table else pd.Series("", index=table.index)
+        # A parameter is shown where it differs between rows of the same name (rectangular(a=-1)
+        # next to rectangular(a=-0.5)); a parameter only one name has is implied by the name.
+        varying = [c for c in params if (table[c].map(repr).groupby(names).nunique() > 1).any()]
+        names_vary = names.nunique() > 1
         if not varying and not names_vary and group not in _ALWAYS:
             if group in table and table[group].notna().any():
                 common[group] = str(table[group].dropna().iloc[0])
@@ -223,7 +226,9 @@ def runs_table_view(runs: pd.DataFrame, limit: int | None = None) -> Table:
             ("stale", "stale", lambda v: "–" if v is None or _na(v) else ("yes" if v else "no")),
             ("error", "error_message", lambda v: "" if _na(v) else str(v)[:200])]
     view = runs if limit is None else runs.head(limit)
-    rows = [[("–" if (_na(r[c]) and f is str) else f(r[c])) for _, c, f in cols] for _, r in view.iterrows()]
+    # Column by column over plain lists: 10,000 runs format in well under a second.
+    columns = [[("–" if (f is str and _na(v)) else f(v)) for v in view[c].tolist()] for _, c, f in cols]
+    rows = [list(r) for r in zip(*columns)] if len(view) else []
     return Table(headers=[c[0] for c in cols], rows=rows, align=["l"] * len(cols), title="Runs",
                  caption="One row per run. 'grad cos (all parameters)' includes layers no activation touches "
                          "(e.g. the output layer), so it overstates fidelity; 'grad cos (pairs)' is the headline figure.")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -39,7 +40,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from .keys import code_hash, config_id, run_key
-from .record import RecordError, find_records, validate_record
+from .record import RECORD_NAME, RecordError, validate_record
 
 #: Forwards that are flat almost everywhere, for records written before `pair.flat` existed.
 FLAT_FORWARD_NAMES = frozenset({"step", "sign"})
@@ -197,21 +198,27 @@ COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(
 
 # ---------------------------------------------------------------------------- one record
 
+# (column, keys, name in messages, checker) per field, computed once: the per-record loop is hot.
+
 # How a field is named in messages: the last fidelity/activation probe by its place in the record.
 _DISPLAY = {f.column: f.path.replace("_fidelity_last", "diagnostics.fidelity[-1]").replace("_activations_last", "diagnostics.activations[-1]")
             for f in FIELDS}
+_PLAN = [(f.column, f.keys, _DISPLAY.get(f.column, f.path), KINDS[f.kind]) for f in FIELDS + SERIES]
 
 
 def _walk(record: dict, keys: tuple[str, ...], display: str) -> Any:
     """The value at `keys` (None where a level is missing); `display` names the field in errors."""
     node: Any = record
     for i, key in enumerate(keys):
-        if node is None:
+        if type(node) is dict:  # the common case first (JSON objects are plain dicts)
+            node = node.get(key)
+        elif node is None:
             return None
-        if not isinstance(node, dict):
+        elif isinstance(node, dict):
+            node = node.get(key)
+        else:
             shown = ".".join(display.split(".")[:i]) or display
             raise _Bad(f"field {shown} must be an object, got {type(node).__name__} {node!r:.40}")
-        node = node.get(key)
     return node
 
 
@@ -291,9 +298,8 @@ def record_row(record: dict, path: str | Path = "", *, current_code: str | None 
         view["_fidelity_last"] = _last(diagnostics.get("fidelity"), "diagnostics.fidelity")
         view["_activations_last"] = _last(diagnostics.get("activations"), "diagnostics.activations")
         row: dict[str, Any] = {"path": source}
-        for f in FIELDS + SERIES:
-            shown = _DISPLAY.get(f.column, f.path)
-            row[f.column] = KINDS[f.kind](_walk(view, f.keys, shown), shown)
+        for column, keys, shown, check in _PLAN:
+            row[column] = check(_walk(view, keys, shown), shown)
         row.update(_fidelity_series(diagnostics.get("fidelity")))
         cfg = record["config"]
         row.update(_config_columns(cfg))
@@ -349,10 +355,17 @@ def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
     return df[list(COLUMNS) + params + rest]
 
 
+def record_paths(root: str | Path) -> list[Path]:
+    """Every record.json under `root`, sorted: what `find_records` returns, found with os.walk
+    (several times faster than Path.rglob on 10,000 folders)."""
+    found = [Path(folder, RECORD_NAME) for folder, _, files in os.walk(root) if RECORD_NAME in files]
+    return sorted(found)
+
+
 def runs_table(root: str | Path | Iterable[str | Path]) -> tuple[pd.DataFrame, list[str]]:
     """Every record under `root` (a folder searched recursively, or an iterable of record files)
     as one row per run, plus one line per record that was skipped (file and field named)."""
-    paths = find_records(root) if isinstance(root, (str, Path)) else [Path(p) for p in root]
+    paths = record_paths(root) if isinstance(root, (str, Path)) else [Path(p) for p in root]
     current = code_hash()
     rows, problems = [], []
     for path in paths:
