@@ -13,7 +13,7 @@ export WANDB_MODE ?= disabled
 export WANDB_SILENT ?= true
 .DEFAULT_GOAL := help
 
-.PHONY: help install status test test-slow test-all sweep report bench bench-check bench-baseline clean
+.PHONY: help install status test test-slow test-all sweep report figures bench bench-check bench-baseline clean
 
 help:  ## this list (the default target)
 	@echo "harness: decoupled activation functions (forward f, backward g), benchmarked. Targets:"
@@ -46,8 +46,11 @@ sweep: install  ## run the named experiment sweep (SWEEP=quick by default) and b
 status: install  ## counts by status and the failures of the sweep SWEEP (harness-store)
 	$(BIN)/harness-store multirun/$(SWEEP) --sweep
 
-report: install  ## rebuild the report of the sweep SWEEP from its records
-	$(BIN)/harness-report multirun/$(SWEEP)
+report: install  ## rebuild the report of SWEEP from its records (tables, figures, HTML); REPORT_ARGS="--baseline backward=exact ..."
+	$(BIN)/harness-report multirun/$(SWEEP) $(REPORT_ARGS)
+
+figures: install  ## regenerate every committed table and figure under results/ from the committed runs.parquet
+	$(BIN)/python scripts/figures.py
 
 bench: install  ## full micro benchmark (both shapes, 1 and all threads) and the macro training benchmark
 	$(BIN)/harness-bench --macro
