@@ -9,6 +9,7 @@ Implementations:
 - `*_reference`: plain tensor ops, any device. The reference every fast path is tested against.
 - CPU float32: the fused kernels (`kernels.py`, csrc/), one pass for compare+pack or
   unpack+multiply.
+- CUDA float16/bfloat16/float32: the Triton kernels (`triton_kernels.py`), the same passes and bits.
 - Other CPU dtypes, or kernels off: numpy's packbits/unpackbits, which are SIMD-vectorised (the
   tensor-op version is 5-30x slower than a ReLU on CPU, see docs/DESIGN.md section 5).
 - Under torch.compile: graphs traced for float32 CPU call the kernels as dispatcher ops
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import kernels
+from . import kernels, triton_kernels
 
 _SHIFTS: dict[torch.device, Tensor] = {}
 
@@ -68,12 +69,16 @@ def _unpack_bits_numpy(packed: Tensor, n: int) -> Tensor:
 def _pack_eager(mask: Tensor) -> Tensor:
     if mask.device.type == "cpu":
         return _pack_bits_numpy(mask)
+    if mask.is_cuda and mask.dtype == torch.bool and triton_kernels.available() and triton_kernels.enabled():
+        return triton_kernels.pack_bits(mask)
     return pack_bits_reference(mask)
 
 
 def _unpack_eager(packed: Tensor, n: int) -> Tensor:
     if packed.device.type == "cpu":
         return _unpack_bits_numpy(packed, n)
+    if packed.is_cuda and triton_kernels.available() and triton_kernels.enabled():
+        return triton_kernels.unpack_bits(packed, n)
     return unpack_bits_reference(packed, n)
 
 
@@ -132,6 +137,8 @@ def _pack_interval_eager(x: Tensor, lo: float, hi: float, closed_lo: bool, close
         # One fused compare-and-pack pass (csrc/gate_kernels.cpp). Infinite ends are passed
         # closed, so +-inf inputs fall inside exactly as `interval_mask` (which skips them) says.
         return kernels.pack_interval(x, lo, hi, closed_lo or lo == -math.inf, closed_hi or hi == math.inf)
+    if triton_kernels.usable(x):  # CUDA: the same fused pass in Triton
+        return triton_kernels.pack_interval(x, lo, hi, closed_lo or lo == -math.inf, closed_hi or hi == math.inf)
     if x.device.type == "cpu" and x.dtype in _NUMPY_FLOATS:
         # numpy's compare is ~8x faster than torch's bool-output compare on CPU.
         flat = x.detach().reshape(-1).numpy()
@@ -144,6 +151,8 @@ def _pack_interval_eager(x: Tensor, lo: float, hi: float, closed_lo: bool, close
 def _gate_mul_eager(grad: Tensor, packed: Tensor, lo: float, hi: float) -> Tensor:
     if kernels.usable(grad):  # one fused unpack-and-multiply pass
         return kernels.gate_mul(grad, packed, lo, hi)
+    if triton_kernels.usable(grad) and packed.device == grad.device:
+        return triton_kernels.gate_mul(grad, packed, lo, hi)
     gate = _unpack_eager(packed, grad.numel()).view(grad.shape).to(grad.device)
     if lo != 0.0:
         return torch.where(gate, grad * hi, grad * lo)
@@ -224,6 +233,8 @@ def hash_uniform_reference(n: int, key_a: int, key_b: int, device=None) -> Tenso
 def _jam_mul_eager(grad: Tensor, packed: Tensor | None, key_a: int, key_b: int) -> Tensor:
     if kernels.usable(grad):
         return kernels.jam_mul(grad, packed, key_a, key_b)
+    if triton_kernels.usable(grad) and (packed is None or packed.device == grad.device):
+        return triton_kernels.jam_mul(grad, packed, key_a, key_b)
     u = hash_uniform_reference(grad.numel(), key_a, key_b, grad.device).view(grad.shape)
     g = grad * u.to(grad.dtype) if grad.dtype != torch.float32 else grad * u
     if packed is None:
@@ -255,6 +266,8 @@ def _use_numpy(t: Tensor) -> bool:
 def _encode_codes_eager(x: Tensor, borders: Tensor, bits: int) -> Tensor:
     if kernels.usable(x) and borders.dtype == torch.float32:
         return kernels.encode_codes(x, borders.contiguous(), bits)[1]
+    if triton_kernels.usable(x) and borders.dtype == x.dtype and borders.device == x.device and bits <= triton_kernels.MAX_BITS:
+        return triton_kernels.encode_codes(x, borders, bits)[1]
     if _use_numpy(x) and x.dtype in _NUMPY_FLOATS:
         flat = x.detach().reshape(-1).numpy()
         b = borders.numpy()
@@ -275,6 +288,8 @@ def _encode_codes_eager(x: Tensor, borders: Tensor, bits: int) -> Tensor:
 def _decode_mul_eager(grad: Tensor, packed: Tensor, bits: int, levels: Tensor) -> Tensor:
     if kernels.usable(grad) and levels.dtype == torch.float32:
         return kernels.decode_mul(grad, packed, levels.contiguous(), bits)
+    if triton_kernels.usable(grad) and levels.dtype == grad.dtype and levels.device == packed.device == grad.device:
+        return triton_kernels.decode_mul(grad, packed, levels, bits)
     return grad * decode_levels(packed.to(grad.device), grad.numel(), bits, levels).view(grad.shape)
 
 
@@ -370,6 +385,8 @@ def jam_mul(grad: Tensor, packed: Tensor | None, key_a: int | None, key_b: int |
 def _forward_pack_eager(x: Tensor, op: int, lo: float, hi: float, closed_lo: bool, closed_hi: bool) -> tuple[Tensor, Tensor]:
     if kernels.usable(x):
         return kernels.forward_pack(x, op, lo, hi, closed_lo, closed_hi)
+    if triton_kernels.usable(x):
+        return triton_kernels.forward_pack(x, op, lo, hi, closed_lo, closed_hi)
     y = torch.relu(x) if op == kernels.FORWARD_OPS["relu"] else (x > 0).to(x.dtype)
     return y, _pack_interval_eager(x, lo, hi, closed_lo, closed_hi)
 

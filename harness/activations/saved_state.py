@@ -29,7 +29,7 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch import Tensor
 
-from . import kernels
+from . import kernels, triton_kernels
 from .fused import fused_grad
 from .packing import decode_levels, decode_mul, encode_codes, forward_pack, gate_mul, hash_uniform_reference, interval_mask, jam_mul, pack_bits, pack_interval, unpack_bits
 
@@ -268,7 +268,8 @@ class GateRule(BoundRule):
                 return y, (packed,)
             # Compiled graphs always take the fused op (its implementation falls back by itself
             # at run time); building the kernels while Dynamo traces would break the graph.
-            if torch.compiler.is_compiling():
+            # CUDA tensors take it too: packing.forward_pack runs the fused Triton pass.
+            if torch.compiler.is_compiling() or triton_kernels.usable(x):
                 y, packed = forward_pack(x, op, self.interval)
                 return y, (packed,)
         return super().forward_and_encode(x, forward)
@@ -484,6 +485,9 @@ class CodeRule(BoundRule):
                     return y, (packed,)
             elif kernels.usable(x):
                 y, packed = kernels.encode_codes(x, borders, self.nbits, op)
+                return y, (packed,)
+            elif triton_kernels.usable(x) and self.nbits <= triton_kernels.MAX_BITS:  # CUDA
+                y, packed = triton_kernels.encode_codes(x, borders, self.nbits, op)
                 return y, (packed,)
         return super().forward_and_encode(x, forward)
 
