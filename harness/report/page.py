@@ -26,7 +26,8 @@ th,td{border-bottom:1px solid #e4e4e4;padding:3px 6px;white-space:nowrap;text-al
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 th{background:#f4f4f4;position:sticky;top:0}
 table.sortable th{cursor:pointer}table.sortable th:after{content:" \\2195";color:#aaa}
-figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
+figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top;max-width:46%}
+figure.wide{max-width:94%}
 figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:11px;color:#555}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:11px;max-height:30em}
@@ -53,9 +54,9 @@ document.querySelectorAll('table.sortable').forEach(function(table){
 """
 
 
-def _image(path: Path, alt: str) -> str:
+def _image(path: Path, alt: str, wide: bool = False) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    return (f'<figure class="{"wide" if wide else ""}"><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{html.escape(alt)}</figcaption></figure>")
 
 
@@ -100,7 +101,7 @@ def build_page(*, title: str, summary_table: Table, runs_table: Table, runs: pd.
     for name, paths in figures.items():
         png = next((p for p in paths if p.suffix == ".png"), None)
         if png is not None:
-            parts.append(_image(png, name.replace("_", " ")))
+            parts.append(_image(png, name.replace("_", " "), wide=name in ("learning_curves", "accuracy_heatmap")))
     if skipped_figures:
         parts.append("<p class=\"note\">Not drawn: " + "; ".join(html.escape(s) for s in skipped_figures) + "</p>")
     parts += ["<h2>Runs</h2>", to_html(runs_table, "runs")]

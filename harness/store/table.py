@@ -22,8 +22,8 @@ Columns (one row per run):
 * parameters: `cfg.<group>.<key>` for every key of every semantic config group, plus `cfg.seed`,
   `cfg.device`, `cfg.dtype`, `cfg.threads`
 * metrics: see `FIELDS` (accuracy, speed, memory, time to target, gradient fidelity, dead units)
-* curves (lists per run): `curve_step`, `curve_test_acc`, `curve_train_time_s`, `fid_step`,
-  `fid_cos_pairs`, `fid_cos_all`
+* curves (lists per run): `curve_step`, `curve_test_acc`, `curve_train_loss`, `curve_train_time_s`
+  (training seconds at each evaluation, from metrics.speed), `fid_step`, `fid_cos_pairs`, `fid_cos_all`
 * provenance: `env.*` (versions, machine, kernel instruction set, commit), timestamps, errors
 
 It imports neither torch nor the trainer: reading 10,000 records is JSON parsing and dict walks.
