@@ -133,3 +133,28 @@ def test_grid_sweeps_use_the_store_sweeper_and_experiments_can_switch(overrides,
     if overrides:
         assert cfg.hydra.sweeper.sampler._target_ == "optuna.samplers.NSGAIISampler"
         assert list(cfg.hydra.sweeper.direction) == ["maximize", "minimize"] and list(cfg.objective) == ["final_test_acc", "saved_bytes"]
+
+
+def test_the_sweep_composer_gives_what_hydra_composes_for_every_combination():
+    """The sweeper asks Hydra once per shape of overrides and sets values itself: same configs."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from harness.sweep.configs import register_configs
+    from harness.sweep.sweeper import JobComposer
+
+    register_configs()
+    jobs = [[f"backward={b}", f"seed={s}", "trainer.steps=30", f"optimizer.lr={lr}", "trainer=quick"]
+            for b in ("exact", "rectangular") for s in (0, 7) for lr in ("1e-3", "0.5")]
+    jobs.append(["backward=quantized", "backward.bits=3", "seed=1", "objective=[final_test_acc,step_ms]", "+experiment=quick"])
+    jobs.append(["backward=quantized", "backward.bits=2", "seed=2", "objective=[final_test_acc,step_ms]", "+experiment=quick"])
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        hydra = GlobalHydra.instance().hydra
+        loader = hydra.config_loader
+        master = loader.load_configuration("config", [], run_mode=__import__("hydra").types.RunMode.MULTIRUN)
+        composer = JobComposer(loader, master)
+        fast = [composer(job) for job in jobs]
+        assert composer.hydra_compositions == 3  # 2 group choices x one key set, plus the quantized job
+        for job, got in zip(jobs, fast):
+            assert got == composer._compose(job), job
+    assert fast[1]["seed"] == 0 and fast[3]["seed"] == 7 and fast[1]["optimizer"]["lr"] == 0.5
