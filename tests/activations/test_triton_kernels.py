@@ -8,8 +8,12 @@ reference has NaN; float32 results also bit for bit against the compiled CPU ker
 interpreter runs about 30-60 ms per program of 64 elements, so tensors are small: sizes 1, 13
 and 150 (several programs, a partial last byte) and a transposed (non-contiguous) 7 x 11.
 A slow test compiles every kernel variant for sm_90 with Triton's real compiler (no GPU needed).
+
+HARNESS_TRITON_TEST_DEVICE=cuda runs the same comparisons with the compiled kernels on a GPU
+(scripts/gpu_check.sh): inputs are moved there, results back, references stay on the CPU.
 """
 import math
+import os
 
 import pytest
 import torch
@@ -21,6 +25,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:Runtim
 from harness.activations import kernels, packing, triton_kernels as tk  # noqa: E402
 from harness.activations.saved_state import Interval  # noqa: E402
 
+DEVICE = torch.device(os.environ.get("HARNESS_TRITON_TEST_DEVICE", "cpu"))
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
 SPECIAL = [math.nan, math.inf, -math.inf, -0.0, 0.0, 1.0, -1.0, 0.5, -0.5, 0.3, 2.0, -3.0]
@@ -41,6 +46,13 @@ def sample(shape, dtype, seed, transposed=False):
 
 CASES = [((1,), False), ((13,), False), ((150,), False), ((7, 11), True)]
 CASE_IDS = ["n1", "n13", "n150", "transposed7x11"]
+
+
+def run(fn, *args):
+    """Call a Triton launcher with its tensors on DEVICE (strides kept); results back on the CPU."""
+    out = fn(*(a.to(DEVICE) if isinstance(a, torch.Tensor) else a for a in args))
+    back = lambda t: t.cpu() if isinstance(t, torch.Tensor) else t  # noqa: E731
+    return tuple(map(back, out)) if isinstance(out, tuple) else back(out)
 
 
 def assert_same_values(got, want):
@@ -102,7 +114,7 @@ def reference_codes(x, borders, bits):
 def test_forward_pack_is_the_reference(dtype, op, shape, transposed):
     x = sample(shape, dtype, seed=op + 3 * len(shape), transposed=transposed)
     interval = Interval(0.0, math.inf, True, True)  # relu's exact gate: x >= 0
-    y, packed = tk.forward_pack(x, op, *interval.kernel_args())
+    y, packed = run(tk.forward_pack, x, op, *interval.kernel_args())
     assert packed.dtype == torch.uint8 and torch.equal(packed, reference_gate(x, interval))
     if op == 0:
         assert y.numel() == 0
@@ -122,14 +134,14 @@ def test_forward_pack_is_the_reference(dtype, op, shape, transposed):
 def test_pack_interval_every_kind_of_end(dtype, interval):
     for seed, transposed, shape in [(1, False, (150,)), (2, True, (7, 11))]:
         x = sample(shape, dtype, seed, transposed)
-        assert torch.equal(tk.pack_interval(x, *interval.kernel_args()), reference_gate(x, interval))
+        assert torch.equal(run(tk.pack_interval, x, *interval.kernel_args()), reference_gate(x, interval))
 
 
 def test_forward_pack_float32_bit_for_bit_with_the_cpu_kernels(cpu_kernels):
     x = sample((150,), torch.float32, seed=9)
     for op in (1, 2):
         args = Interval(-1.0, 0.5, True, False).kernel_args()
-        y, packed = tk.forward_pack(x, op, *args)
+        y, packed = run(tk.forward_pack, x, op, *args)
         y_cpu, packed_cpu = cpu_kernels.forward_pack(x, op, *args)
         assert torch.equal(packed, packed_cpu)
         assert_same_bits(y, y_cpu)
@@ -148,7 +160,7 @@ def test_gate_mul_is_the_reference(dtype, levels, reference_path):
         x = sample(shape, torch.float32, seed)
         grad = sample(shape, dtype, seed + 100, transposed)  # NaN/inf in and outside the gate
         packed = packing.pack_bits_reference(x.reshape(grad.shape) > 0.2)
-        got = tk.gate_mul(grad, packed, lo, hi)
+        got = run(tk.gate_mul, grad, packed, lo, hi)
         want = reference_path._gate_mul_eager(grad, packed, lo, hi)
         assert_same_values(got, want.contiguous())
         if lo == 0.0:  # select semantics: exactly 0 outside the gate, even for NaN/inf gradients
@@ -160,7 +172,7 @@ def test_gate_mul_is_the_reference(dtype, levels, reference_path):
 def test_gate_mul_float32_bit_for_bit_with_the_cpu_kernels(levels, cpu_kernels):
     grad = sample((150,), torch.float32, seed=11)
     packed = packing.pack_bits_reference(sample((150,), torch.float32, seed=12) > 0)
-    assert_same_bits(tk.gate_mul(grad, packed, *levels), cpu_kernels.gate_mul(grad, packed, *levels))
+    assert_same_bits(run(tk.gate_mul, grad, packed, *levels), cpu_kernels.gate_mul(grad, packed, *levels))
 
 
 # --- jamming ------------------------------------------------------------------------------
@@ -174,14 +186,14 @@ def test_jam_mul_draws_the_reference_stream(dtype, gated, reference_path):
     for (key_a, key_b), (seed, transposed, shape) in zip(KEYS, [(6, False, (150,)), (7, True, (7, 11))]):
         grad = sample(shape, dtype, seed, transposed)
         packed = packing.pack_bits_reference(sample(shape, torch.float32, seed + 1) > -0.5) if gated else None
-        got = tk.jam_mul(grad, packed, key_a, key_b)
+        got = run(tk.jam_mul, grad, packed, key_a, key_b)
         assert_same_values(got, reference_path._jam_mul_eager(grad, packed, key_a, key_b).contiguous())
 
 
 def test_jam_mul_uniforms_are_the_hash_stream():
     """With a gradient of ones the kernel returns u itself: hash_uniform_reference's numbers."""
     ones = torch.ones(150)
-    u = tk.jam_mul(ones, None, 987654321, 42)
+    u = run(tk.jam_mul, ones, None, 987654321, 42)
     assert torch.equal(u, packing.hash_uniform_reference(150, 987654321, 42))
     assert 0.0 <= u.min() and u.max() < 1.0 and u.unique().numel() == 150
 
@@ -191,7 +203,7 @@ def test_jam_mul_float32_bit_for_bit_with_the_cpu_kernels(gated, cpu_kernels):
     grad = sample((150,), torch.float32, seed=13)
     packed = packing.pack_bits_reference(sample((150,), torch.float32, seed=14) > 0) if gated else None
     for key_a, key_b in KEYS:
-        assert_same_bits(tk.jam_mul(grad, packed, key_a, key_b), cpu_kernels.jam_mul(grad, packed, key_a, key_b))
+        assert_same_bits(run(tk.jam_mul, grad, packed, key_a, key_b), cpu_kernels.jam_mul(grad, packed, key_a, key_b))
 
 
 # --- few-bit codes ------------------------------------------------------------------------
@@ -210,7 +222,7 @@ def test_encode_codes_is_bucketize(dtype, bits):
     for count, (seed, transposed, shape) in [(full, (20 + bits, False, (150,))), (max(1, full // 2), (30 + bits, True, (7, 11)))]:
         x = sample(shape, dtype, seed, transposed)
         borders = borders_for(bits, count, dtype)
-        y, packed = tk.encode_codes(x, borders, bits)
+        y, packed = run(tk.encode_codes, x, borders, bits)
         assert y is None
         assert torch.equal(packed, reference_codes(x, borders, bits))
 
@@ -220,7 +232,7 @@ def test_encode_codes_fused_with_relu_and_step(dtype):
     x = sample((7, 11), dtype, seed=40, transposed=True)
     borders = borders_for(2, 3, dtype)
     for op, want in [(1, torch.relu(x)), (2, (x > 0).to(dtype))]:
-        y, packed = tk.encode_codes(x, borders, 2, op)
+        y, packed = run(tk.encode_codes, x, borders, 2, op)
         assert torch.equal(packed, reference_codes(x, borders, 2))
         assert_same_bits(y, want.contiguous())
 
@@ -235,7 +247,7 @@ def test_decode_mul_is_levels_at_the_codes(dtype, bits):
         packed = torch.randint(0, 256, (bits * packing.packed_size(n),), dtype=torch.uint8, generator=gen)
         levels = (torch.randn(1 << bits, generator=gen) * 3).to(dtype)
         levels[0] = 0.0  # a zero level: NaN * 0 stays NaN, as in the reference product
-        got = tk.decode_mul(grad, packed, levels, bits)
+        got = run(tk.decode_mul, grad, packed, levels, bits)
         want = grad * levels[packing.unpack_codes(packed, n, bits)].view(grad.shape)
         assert_same_values(got, want.contiguous())
 
@@ -244,11 +256,11 @@ def test_decode_mul_is_levels_at_the_codes(dtype, bits):
 def test_codes_float32_bit_for_bit_with_the_cpu_kernels(bits, cpu_kernels):
     x = sample((150,), torch.float32, seed=70)
     borders = borders_for(bits, (1 << bits) - 1, torch.float32)
-    packed = tk.encode_codes(x, borders, bits)[1]
+    packed = run(tk.encode_codes, x, borders, bits)[1]
     assert torch.equal(packed, cpu_kernels.encode_codes(x, borders, bits)[1])
     levels = torch.linspace(-1.5, 2.0, 1 << bits)
     grad = sample((150,), torch.float32, seed=71)
-    assert_same_bits(tk.decode_mul(grad, packed, levels, bits), cpu_kernels.decode_mul(grad, packed, levels, bits))
+    assert_same_bits(run(tk.decode_mul, grad, packed, levels, bits), cpu_kernels.decode_mul(grad, packed, levels, bits))
 
 
 # --- plain bit packing --------------------------------------------------------------------
@@ -257,17 +269,17 @@ def test_codes_float32_bit_for_bit_with_the_cpu_kernels(bits, cpu_kernels):
 @pytest.mark.parametrize("shape,transposed", CASES, ids=CASE_IDS)
 def test_pack_and_unpack_bits(shape, transposed):
     mask = sample(shape, torch.float32, seed=80, transposed=transposed) > 0.1
-    packed = tk.pack_bits(mask)
+    packed = run(tk.pack_bits, mask)
     assert torch.equal(packed, packing.pack_bits_reference(mask))
-    assert torch.equal(tk.unpack_bits(packed, mask.numel()), packing.unpack_bits_reference(packed, mask.numel()))
+    assert torch.equal(run(tk.unpack_bits, packed, mask.numel()), packing.unpack_bits_reference(packed, mask.numel()))
 
 
 def test_empty_tensors():
     x = torch.empty(0)
-    y, packed = tk.forward_pack(x, 1, 0.0, math.inf, True, True)
+    y, packed = run(tk.forward_pack, x, 1, 0.0, math.inf, True, True)
     assert y.numel() == 0 and packed.numel() == 0
-    assert tk.gate_mul(x, packed, 0.0, 1.0).numel() == 0
-    assert tk.encode_codes(x, torch.tensor([0.0]), 1)[1].numel() == 0
+    assert run(tk.gate_mul, x, packed, 0.0, 1.0).numel() == 0
+    assert run(tk.encode_codes, x, torch.tensor([0.0]), 1)[1].numel() == 0
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -322,19 +334,22 @@ def test_a_pair_routed_to_triton_matches_the_reference_path(backward, params, ex
         original = getattr(tk, name)
         monkeypatch.setattr(tk, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
 
-    def run(routed):
-        monkeypatch.setattr(tk, "usable", (lambda t: t.dtype in tk.DTYPES and not torch.compiler.is_compiling())
-                            if routed else (lambda t: False))
+    def run_pair(routed):
+        if DEVICE.type == "cpu":
+            monkeypatch.setattr(tk, "usable", (lambda t: t.dtype in tk.DTYPES and not torch.compiler.is_compiling())
+                                if routed else (lambda t: False))
+        else:  # a real GPU: the reference path is the one with the Triton backend off
+            monkeypatch.setattr(tk, "_enabled", routed)
         spec = make_pair("relu", backward, **params)
         spec.rng.seed(3)
-        x = sample((7, 11), torch.bfloat16, seed=90, transposed=True).nan_to_num().requires_grad_()
+        x = sample((7, 11), torch.bfloat16, seed=90, transposed=True).nan_to_num().to(DEVICE).requires_grad_()
         y = apply_pair(x, spec)
-        (y * sample((7, 11), torch.bfloat16, seed=91).nan_to_num(posinf=5.0, neginf=-5.0)).sum().backward()
-        return y.detach(), x.grad
+        (y * sample((7, 11), torch.bfloat16, seed=91).nan_to_num(posinf=5.0, neginf=-5.0).to(DEVICE)).sum().backward()
+        return y.detach().cpu(), x.grad.cpu()
 
-    y_ref, grad_ref = run(routed=False)
+    y_ref, grad_ref = run_pair(routed=False)
     assert not calls
-    y, grad = run(routed=True)
+    y, grad = run_pair(routed=True)
     assert set(calls) == expected, calls  # forward fused with the state, backward one pass
     assert_same_values(y.contiguous(), y_ref.contiguous())
     assert_same_values(grad.contiguous(), grad_ref.contiguous())
