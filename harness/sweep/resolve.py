@@ -79,15 +79,30 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
+def canonical(group: str, name: str) -> str:
+    """The registry's own name behind an alias (`tied` -> `exact`, `swish` -> `silu`), else `name`."""
+    if group not in ("forward", "backward"):
+        return name
+    from harness.activations import FORWARDS, RULES
+    from harness.activations.definitions import canonical_name
+
+    return canonical_name(FORWARDS if group == "forward" else RULES, name)
+
+
 def complete_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `cfg` where every group has all its parameters (defaults where missing)."""
+    """A copy of `cfg` where every group has all its parameters (defaults where missing) and
+    aliases are spelled by their registry name, so `backward=tied` and `backward=exact` are one run."""
     out = dict(cfg)
     for group in GROUPS:
         node = out.get(group)
         if isinstance(node, str):
             node = {"name": node}
         if isinstance(node, dict) and isinstance(node.get("name"), str):
-            out[group] = {"name": node["name"], **group_defaults(group, node["name"]), **_params(node)}
+            name = canonical(group, node["name"])
+            params = _params(node)
+            if isinstance(params.get("of"), str):  # an inner rule of a combinator (quantized, noise, ...)
+                params["of"] = canonical("backward", params["of"])
+            out[group] = {"name": name, **group_defaults(group, name), **params}
     trainer = out.get("trainer")
     out["trainer"] = {**trainer_defaults(), **(trainer if isinstance(trainer, dict) else {})}
     out.setdefault("seed", 0)

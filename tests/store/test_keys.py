@@ -77,3 +77,12 @@ def test_code_hash_follows_the_result_code(tmp_path):
     code_hash.cache_clear()
     assert code_hash(str(tmp_path)) != before
     code_hash.cache_clear()
+
+
+def test_an_alias_and_its_target_are_one_run(cfg):
+    import copy
+    tied, exact = copy.deepcopy(cfg), copy.deepcopy(cfg)
+    tied["backward"], exact["backward"] = {"name": "tied"}, {"name": "exact"}
+    tied["forward"], exact["forward"] = {"name": "swish"}, {"name": "silu"}
+    assert run_key(complete_config(tied)) == run_key(complete_config(exact))
+    assert complete_config(tied)["backward"]["name"] == "exact"
