@@ -106,3 +106,17 @@ def test_submitit_local_sweep_killed_once_then_resumed(tmp_path):
     out, _ = proc.communicate(timeout=500)
     assert proc.returncode == 0, out
     check_exactly_once(sweep, [(b, s) for b in ("exact", "rectangular") for s in (0, 1)])
+
+
+def test_two_sweeps_sharing_a_store_train_each_run_once(tmp_path):
+    store = tmp_path / "shared"
+    grid = ["backward=exact,rectangular", "seed=0,1", "trainer.steps=300", "trainer.eval_every=100", "progress=false",
+            f"store.dir={store}"]
+    first, second = start(*grid, sweep=tmp_path / "a"), start(*grid, sweep=tmp_path / "b")
+    out_a, _ = first.communicate(timeout=400)
+    out_b, _ = second.communicate(timeout=400)
+    assert first.returncode == 0 and second.returncode == 0, out_a + out_b
+    check_exactly_once(store, [(b, s) for b in ("exact", "rectangular") for s in (0, 1)])
+    trained = (out_a + out_b).count("] - [ok]")  # one log line per run that trained
+    skipped = (out_a + out_b).count("cached (skipped)") + 4 * (out_a + out_b).count("4 cached, 0 to run")
+    assert trained == 4 and trained + skipped == 8, out_a + out_b
