@@ -24,6 +24,7 @@ from harness.models.registry import (
 # Importing the model modules registers them (order = listing order of MODELS).
 from harness.models import mlp, cnn1d, lenet5, vgg, resnet  # noqa: E402,F401,I001
 from harness.models import gru, transformer, bnn  # noqa: E402,F401,I001
+from harness.models import logistic  # noqa: E402,F401,I001
 from harness.models.binary import BinaryLinear, binarize, clip_binary_weights_  # noqa: E402
 
 __all__ = [

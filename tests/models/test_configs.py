@@ -23,6 +23,7 @@ REFERENCE = {
     "gru": ((40,), "sequence", 5_134),
     "transformer": ((40,), "sequence", 68_810),
     "bnn": ((1, 28, 28), "image", 335_882),
+    "logistic": ((40,), "sequence", 410),
 }
 
 

@@ -35,6 +35,9 @@ CASES = [
     ("bnn", {"width": 32}, (1, 28, 28), 3),
     ("bnn", {"width": 32, "depth": 2, "kind": "vector"}, (64,), 2),
     ("bnn", {"width": 32, "kind": "sequence"}, (40,), 3),
+    ("logistic", {"kind": "vector"}, (64,), 0),
+    ("logistic", {"kind": "sequence"}, (40,), 0),
+    ("logistic", {}, (1, 28, 28), 0),
 ]
 IDS = [f"{name}-{'x'.join(map(str, shape))}-{i}" for i, (name, _, shape, _) in enumerate(CASES)]
 

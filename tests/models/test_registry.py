@@ -25,7 +25,7 @@ def _never_called(forward=None):
 
 def test_registered_models():
     assert list(MODELS) == [
-        "mlp", "cnn1d", "lenet5", "vgg", "resnet18", "gru", "transformer", "bnn"
+        "mlp", "cnn1d", "lenet5", "vgg", "resnet18", "gru", "transformer", "bnn", "logistic"
     ]
     for name, entry in MODELS.items():
         assert set(entry.kinds) <= set(KINDS), name
