@@ -9,12 +9,13 @@ every combination before the first run starts.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import numbers
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from omegaconf import OmegaConf
 
@@ -25,7 +26,8 @@ MAX_SEED = 2**63 - 1
 GROUPS = ("forward", "backward", "dataset", "model", "optimizer", "scheduler")
 
 
-def _params(group: dict[str, Any]) -> dict[str, Any]:
+def group_params(group: dict[str, Any]) -> dict[str, Any]:
+    """A config group's parameters (everything but its name)."""
     return {k: v for k, v in group.items() if k != "name"}
 
 
@@ -48,7 +50,7 @@ def group_defaults(group: str, name: str) -> dict[str, Any]:
             from .configs import registry_nodes
 
             node = registry_nodes()[group].get(name)
-            return _params(node) if node else {}
+            return group_params(node) if node else {}
         if group == "dataset":
             from harness.data import dataset_params
 
@@ -99,7 +101,7 @@ def complete_config(cfg: dict[str, Any]) -> dict[str, Any]:
             node = {"name": node}
         if isinstance(node, dict) and isinstance(node.get("name"), str):
             name = canonical(group, node["name"])
-            params = _params(node)
+            params = group_params(node)
             if isinstance(params.get("of"), str):  # an inner rule of a combinator (quantized, noise, ...)
                 params["of"] = canonical("backward", params["of"])
             out[group] = {"name": name, **group_defaults(group, name), **params}
@@ -137,6 +139,18 @@ def _group(cfg: dict, key: str) -> dict[str, Any]:
     return node
 
 
+@contextlib.contextmanager
+def config_errors(what: str) -> Iterator[None]:
+    """Inside the block, a ValueError or TypeError from a builder becomes a ConfigError naming
+    `what` (the registries raise ConfigErrors already; plain builders may not)."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+
+
 def check_config(cfg: dict[str, Any], data: Any = None) -> None:
     """Raise ConfigError for anything that would make this run fail before or at its first step.
 
@@ -159,58 +173,35 @@ def check_config(cfg: dict[str, Any], data: Any = None) -> None:
         raise ConfigError(f"malloc must be 'keep_freed' or 'system', got {cfg.get('malloc')!r}.")
     device = str(cfg.get("device", "auto"))
     if device != "auto":
-        try:
-            dev = torch.device(device)
-        except RuntimeError as exc:
-            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {device!r} ({exc}).") from None
+        with config_errors("device must be auto, cpu, cuda or cuda:N"):
+            try:
+                dev = torch.device(device)
+            except RuntimeError as exc:
+                raise ValueError(f"got {device!r} ({exc})") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device=cuda was requested but CUDA is not available; use device=cpu or device=auto.")
     forward, backward = _group(cfg, "forward"), _group(cfg, "backward")
-    try:
-        ActFactory(forward["name"], backward["name"], forward_params=_params(forward), backward_params=_params(backward))
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"invalid activation pair: {exc}") from None
-    try:
+    with config_errors("invalid activation pair"):
+        ActFactory(forward["name"], backward["name"], forward_params=group_params(forward), backward_params=group_params(backward))
+    with config_errors(f"trainer (valid keys: {', '.join(TrainerSettings.__dataclass_fields__)})"):
         settings = TrainerSettings(**(cfg.get("trainer") or {}))
-    except TypeError as exc:
-        raise ConfigError(f"trainer: {exc}; valid keys: {', '.join(TrainerSettings.__dataclass_fields__)}") from None
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
     dataset = _group(cfg, "dataset")
     root = str((cfg.get("paths") or {}).get("data", "data"))
     if data is not None:
         shape, kind, n_train = tuple(data.input_shape), data.kind, int(data.x_train.shape[0])
     else:
-        try:
-            shape, _classes, kind, n_train = _data_shape(dataset["name"], json.dumps(_params(dataset), sort_keys=True), root)
-        except ConfigError:
-            raise
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"dataset: {exc}") from None
+        with config_errors("dataset"):
+            shape, _classes, kind, n_train = _data_shape(dataset["name"], json.dumps(group_params(dataset), sort_keys=True), root)
     if settings.batch_size > n_train:
         raise ConfigError(f"trainer.batch_size={settings.batch_size} is larger than the {n_train} training samples of "
                           f"dataset {dataset['name']!r}: every step uses a full batch, so use trainer.batch_size<={n_train}.")
     model = _group(cfg, "model")
-    try:
-        check_model_data(model["name"], input_shape=shape, kind=kind, **_params(model))
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"model: {exc}") from None
+    with config_errors("model"):
+        check_model_data(model["name"], input_shape=shape, kind=kind, **group_params(model))
     probe = [torch.zeros(1, requires_grad=True)]
     optimizer_cfg, scheduler_cfg = _group(cfg, "optimizer"), dict(cfg.get("scheduler") or {"name": "constant"})
-    try:
-        optimizer = build_optimizer(optimizer_cfg["name"], probe, **_params(optimizer_cfg))
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"optimizer: {exc}") from None
+    with config_errors("optimizer"):
+        optimizer = build_optimizer(optimizer_cfg["name"], probe, **group_params(optimizer_cfg))
     total = settings.steps if settings.steps is not None else settings.epochs * (n_train // settings.batch_size)
-    try:
+    with config_errors("scheduler"):
         build_scheduler(scheduler_cfg.pop("name"), optimizer, total_steps=max(total, 1), **scheduler_cfg)
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"scheduler: {exc}") from None

@@ -36,7 +36,7 @@ from harness.store.record import SCHEMA_VERSION, write_record
 from harness.train.diagnostics import FLAT_FORWARDS
 
 from .loggers import make_logger
-from .resolve import _params, check_config, check_seed, complete_config, resolve_threads
+from .resolve import check_config, check_seed, complete_config, group_params, resolve_threads
 
 log = logging.getLogger("harness")
 
@@ -103,25 +103,17 @@ def build_run(cfg: dict[str, Any]):
                           "(e.g. hydra/launcher=parallel) or keep malloc the same across the sweep.")
     torch.set_num_threads(resolve_threads(cfg.get("threads", "auto")))
     generator = seed_everything(seed)
-    try:
-        factory = ActFactory(
-            cfg["forward"]["name"], cfg["backward"]["name"],
-            forward_params=_params(cfg["forward"]), backward_params=_params(cfg["backward"]), seed=seed,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"invalid activation pair: {exc}") from None
     data_cfg = dict(cfg["dataset"])
     data = load_dataset(data_cfg.pop("name"), root=cfg.get("paths", {}).get("data", "data"), device=device, seed=seed, **data_cfg)
     check_config(cfg, data=data)  # what the sweep's pre-flight checks, on the data as loaded
+    factory = ActFactory(cfg["forward"]["name"], cfg["backward"]["name"], forward_params=group_params(cfg["forward"]),
+                         backward_params=group_params(cfg["backward"]), seed=seed)
     model_cfg = dict(cfg["model"])
     model = build_model(model_cfg.pop("name"), input_shape=data.input_shape, num_classes=data.num_classes, act=factory, kind=data.kind, **model_cfg)
     model.to(device)
     opt_cfg = dict(cfg["optimizer"])
     optimizer = build_optimizer(opt_cfg.pop("name"), model.parameters(), **opt_cfg)
-    try:
-        settings = TrainerSettings(**cfg.get("trainer", {}))
-    except TypeError as exc:
-        raise ConfigError(f"trainer: {exc}; valid keys: {', '.join(TrainerSettings.__dataclass_fields__)}") from None
+    settings = TrainerSettings(**cfg.get("trainer", {}))
     sched_cfg = dict(cfg.get("scheduler") or {"name": "constant"})
     # Same count the trainer uses: full batches per epoch (drop_last).
     total = settings.steps if settings.steps is not None else settings.epochs * (data.x_train.shape[0] // settings.batch_size)
