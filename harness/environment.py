@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from harness import allocator
-from harness.activations import fused, kernels
+from harness.activations import fused, kernels, triton_kernels
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,6 +78,8 @@ def environment(device: torch.device) -> dict:
         "harness_version": harness_version(),
         "git_commit": git_commit(),
         "activation_kernels": kernels.status(),  # compiled gate/code/jam kernels in use, or why not
+        # Triton kernels for CUDA tensors (imports triton, ~0.5 s): only where a GPU can use them
+        "activation_triton": triton_kernels.status() if device.type == "cuda" else None,
         "fused_smooth_backward": fused.enabled(),  # smooth rules' backward compiled (HARNESS_FUSE)
         "malloc": allocator.status(),  # freed tensor memory kept in the process (harness/allocator.py)
     }
