@@ -93,6 +93,7 @@ def test_multirun_checks_every_run_first_keeps_going_and_exits_nonzero(tmp_path)
     assert records[0]["metrics"]["steps_done"] == 30  # the valid run still ran
 
 
+@pytest.mark.slow
 def test_strict_sweep_starts_nothing_when_a_combination_is_invalid(tmp_path):
     sweep = tmp_path / "sweep"
     proc = harness_run("-m", "backward=quantized", "backward.bits=12,2", "trainer=quick", "trainer.steps=30",
