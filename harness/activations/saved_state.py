@@ -344,14 +344,10 @@ def _smooth_grad(rule: InputRule | OutputRule, grad_output: Tensor, saved: Tenso
 
 
 @dataclass(eq=False)
-class UniformJam(BoundRule):
-    """g = base(x) * U(0,1), U drawn fresh in every backward pass (Troiano et al. 'jamming').
-
-    U comes from a counter-based hash keyed by the RandomSource's next draw (24-bit resolution,
-    see packing.hash_uniform_reference): reproducible from the seed, and generated inside the
-    fused backward kernel instead of a separate torch.rand pass (which alone costs ~6x a ReLU).
-    Under torch.compile, U comes from torch's global RNG instead.
-    """
+class WrappedRule(BoundRule):
+    """A rule built on an inner rule `base`: it stores exactly what `base` stores (same storage
+    kind, bits, fused forward) and changes only how g is formed from it in backward. Jamming,
+    noise, SSO and FreeGrad's elementwise scale are such wrappers."""
 
     base: BoundRule = field(default=None)
 
@@ -367,12 +363,28 @@ class UniformJam(BoundRule):
     def forward_and_encode(self, x, forward):
         return self.base.forward_and_encode(x, forward)
 
+
+def uniform_draws(meta: StateMeta, like: Tensor, rng: RandomSource) -> Tensor:
+    """U(0,1) of `meta.shape` from the counter-based hash keyed by the source's next draw (the
+    stream the fused kernels generate); under torch.compile from torch's global RNG instead."""
+    if torch.compiler.is_compiling():
+        return torch.rand(meta.shape, device=like.device, dtype=like.dtype)
+    key_a, key_b = rng.next_keys()
+    return hash_uniform_reference(meta.numel, key_a, key_b, like.device).view(meta.shape).to(like.dtype)
+
+
+@dataclass(eq=False)
+class UniformJam(WrappedRule):
+    """g = base(x) * U(0,1), U drawn fresh in every backward pass (Troiano et al. 'jamming').
+
+    U comes from a counter-based hash keyed by the RandomSource's next draw (24-bit resolution,
+    see packing.hash_uniform_reference): reproducible from the seed, and generated inside the
+    fused backward kernel instead of a separate torch.rand pass (which alone costs ~6x a ReLU).
+    Under torch.compile, U comes from torch's global RNG instead.
+    """
+
     def multiplier(self, saved, meta, like, rng):
-        if torch.compiler.is_compiling():
-            u = torch.rand(meta.shape, device=like.device, dtype=like.dtype)
-        else:
-            key_a, key_b = rng.next_keys()
-            u = hash_uniform_reference(meta.numel, key_a, key_b, like.device).view(meta.shape).to(like.dtype)
+        u = uniform_draws(meta, like, rng)
         return self.base.multiplier(saved, meta, like, rng) * u
 
     def grad_input(self, grad_output, saved, meta, rng):
@@ -386,7 +398,7 @@ class UniformJam(BoundRule):
 
 
 @dataclass(eq=False)
-class UniformOutsideGate(BoundRule):
+class UniformOutsideGate(WrappedRule):
     """g = hi where the gate holds, (U(0,1) + shift) * scale elsewhere, U fresh in every
     backward pass (snnTorch's stochastic spike operator, SSO): saves the gate's one bit.
 
@@ -398,47 +410,18 @@ class UniformOutsideGate(BoundRule):
     shift: float = 0.0
     scale: float = 1.0
 
-    def __post_init__(self):
-        self.saves = self.base.saves
-        self.bits = self.base.bits
-        self.stochastic = True
-        self.forward_fn = self.base.forward_fn
-
-    def encode(self, x, y):
-        return self.base.encode(x, y)
-
-    def forward_and_encode(self, x, forward):
-        return self.base.forward_and_encode(x, forward)
-
     def multiplier(self, saved, meta, like, rng):
-        if torch.compiler.is_compiling():
-            u = torch.rand(meta.shape, device=like.device, dtype=like.dtype)
-        else:
-            key_a, key_b = rng.next_keys()
-            u = hash_uniform_reference(meta.numel, key_a, key_b, like.device).view(meta.shape).to(like.dtype)
+        u = uniform_draws(meta, like, rng)
         gate = unpack_bits(saved[0], meta.numel).view(meta.shape).to(like.device)
         return torch.where(gate, torch.tensor(self.base.levels[1], dtype=like.dtype, device=like.device), (u + self.shift) * self.scale)
 
 
 @dataclass(eq=False)
-class GaussianNoise(BoundRule):
+class GaussianNoise(WrappedRule):
     """g = base(x) + sigma * N(0,1) (additive) or base(x) * (1 + sigma * N(0,1)) (multiplicative)."""
 
-    base: BoundRule = field(default=None)
     sigma: float = 0.1
     mode: str = "additive"
-
-    def __post_init__(self):
-        self.saves = self.base.saves
-        self.bits = self.base.bits
-        self.stochastic = True
-        self.forward_fn = self.base.forward_fn
-
-    def encode(self, x, y):
-        return self.base.encode(x, y)
-
-    def forward_and_encode(self, x, forward):
-        return self.base.forward_and_encode(x, forward)
 
     def multiplier(self, saved, meta, like, rng):
         noise = torch.randn(meta.shape, generator=rng.generator(like.device), device=like.device, dtype=like.dtype)

@@ -24,7 +24,7 @@ reference.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,7 +32,7 @@ from torch import Tensor
 
 from .definitions import RULES, BoundForward, register_rule
 from harness.registry import Param, free, integer, positive
-from .saved_state import BoundRule, CodeRule, ConstantRule, GateRule, InputRule, OutputRule, RandomSource
+from .saved_state import BoundRule, CodeRule, ConstantRule, GateRule, InputRule, OutputRule, RandomSource, WrappedRule
 
 
 def inner_rule(of: str, forward: BoundForward, extra: dict[str, Any]) -> BoundRule:
@@ -41,27 +41,17 @@ def inner_rule(of: str, forward: BoundForward, extra: dict[str, Any]) -> BoundRu
 
 
 @dataclass(eq=False)
-class GradientTransform(BoundRule):
+class GradientTransform(WrappedRule):
     """dL/dx = transform(h), h = the inner rule's dL/dx; stores what the inner rule stores."""
 
-    base: BoundRule = field(default=None)
-
     def __post_init__(self):
-        self.saves = self.base.saves
-        self.bits = self.base.bits
+        super().__post_init__()
         self.stochastic = self.base.stochastic
         self.elementwise = False
-        self.forward_fn = self.base.forward_fn
 
     def transform(self, h: Tensor, rng: RandomSource) -> Tensor:
         """The transform applied to the inner rule's gradient h."""
         raise NotImplementedError
-
-    def encode(self, x, y):
-        return self.base.encode(x, y)
-
-    def forward_and_encode(self, x, forward):
-        return self.base.forward_and_encode(x, forward)
 
     def multiplier(self, saved, meta, like, rng):
         raise TypeError(f"backward rule {self.name!r} acts on the whole upstream gradient; it has no elementwise g(x)")
@@ -159,23 +149,14 @@ def _scaled_elementwise(base: BoundRule, s: float, shown: dict[str, Any]) -> Bou
 
 
 @dataclass(eq=False)
-class ScaledRule(BoundRule):
+class ScaledRule(WrappedRule):
     """g = s * g_base for an elementwise inner rule with no simpler form (jams, noise, SSO)."""
 
-    base: BoundRule = field(default=None)
     s: float = 1.0
 
     def __post_init__(self):
-        self.saves = self.base.saves
-        self.bits = self.base.bits
+        super().__post_init__()
         self.stochastic = self.base.stochastic
-        self.forward_fn = self.base.forward_fn
-
-    def encode(self, x, y):
-        return self.base.encode(x, y)
-
-    def forward_and_encode(self, x, forward):
-        return self.base.forward_and_encode(x, forward)
 
     def multiplier(self, saved, meta, like, rng):
         return self.base.multiplier(saved, meta, like, rng) * self.s

@@ -116,12 +116,12 @@ def load_record(path: str | Path) -> dict:
     if path.is_dir():
         path = path / RECORD_NAME
     try:
-        text = path.read_text()
+        text = path.read_bytes()
     except OSError as exc:
         raise RecordError(f"cannot read record {path}: {exc}") from None
     try:
         record = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RecordError(f"{path} is not valid JSON: {exc}") from None
     return validate_record(record, str(path))
 

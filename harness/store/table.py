@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from .keys import code_hash, config_id, run_key
-from .record import RECORD_NAME, RecordError, validate_record
+from .record import RECORD_NAME, RecordError, load_record
 
 #: Forwards that are flat almost everywhere, for records written before `pair.flat` existed.
 FLAT_FORWARD_NAMES = frozenset({"step", "sign"})
@@ -333,15 +333,7 @@ def record_row(record: dict, path: str | Path = "", *, current_code: str | None 
 
 
 def _read(path: Path) -> dict:
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise RecordError(f"cannot read record {path}: {exc}") from None
-    try:
-        record = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RecordError(f"{path} is not valid JSON: {exc}") from None
-    return validate_record(record, str(path))
+    return load_record(path)
 
 
 def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
