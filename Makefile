@@ -13,7 +13,7 @@ export WANDB_MODE ?= disabled
 export WANDB_SILENT ?= true
 .DEFAULT_GOAL := help
 
-.PHONY: help install status test test-slow test-all sweep report figures bench bench-check bench-baseline clean
+.PHONY: help install status test test-slow test-all sweep report reproduce figures bench bench-check bench-baseline clean
 
 help:  ## this list (the default target)
 	@echo "harness: decoupled activation functions (forward f, backward g), benchmarked. Targets:"
@@ -48,6 +48,17 @@ status: install  ## counts by status and the failures of the sweep SWEEP (harnes
 
 report: install  ## rebuild the report of SWEEP from its records (tables, figures, HTML); REPORT_ARGS="--baseline backward=exact ..."
 	$(BIN)/harness-report multirun/$(SWEEP) $(REPORT_ARGS)
+
+# Published claims on trial (results/README.md): one conf/experiment/<claim>.yaml and results/<claim>/ each.
+CLAIMS      ?= mnist1d_baselines troiano_digits troiano_single_unit fewbit_mlp
+CLAIM       ?=
+
+reproduce: install  ## re-run every claim through the cache (CLAIM=<name> for one), consolidate to results/<claim>/runs.parquet, rebuild its report
+	@set -e; for c in $(if $(CLAIM),$(CLAIM),$(CLAIMS)); do \
+	  echo "== $$c"; mkdir -p results/$$c; \
+	  $(BIN)/harness-run -m +experiment=$$c hydra.sweep.dir=multirun/$$c; \
+	  $(BIN)/harness-store multirun/$$c --parquet results/$$c/runs.parquet; \
+	done; $(BIN)/python scripts/figures.py
 
 figures: install  ## regenerate every committed table and figure under results/ from the committed runs.parquet
 	$(BIN)/python scripts/figures.py
