@@ -239,6 +239,7 @@ def test_smooth_rule_fusion_survives_many_rule_variants(monkeypatch):
     assert len(fused._compiled) == len(variants) and all(c is not None for c in fused._compiled.values())
 
 
+@pytest.mark.slow  # subprocess or large model: runs with make test-slow (CI)
 def test_first_use_under_compile_has_no_graph_break():
     """Regression: building the kernels inside a traced function broke the graph (a lock)."""
     import subprocess

@@ -7,6 +7,7 @@ from torch import nn
 from harness.activations import DEFAULT_KINDS, ActivationPair, swap_activations
 
 
+@pytest.mark.slow  # subprocess or large model: runs with make test-slow (CI)
 def test_resnet18_every_relu_replaced_and_it_still_trains_one_step():
     torch.manual_seed(0)
     model = torchvision.models.resnet18(num_classes=4)

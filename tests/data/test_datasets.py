@@ -92,6 +92,7 @@ def test_mnist1d_cache_hit_returns_identical_tensors_without_generating(mnist1d_
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow  # subprocess or large model: runs with make test-slow (CI)
 def test_mnist1d_matches_the_package_and_keeps_global_rng(mnist1d_root):
     import mnist1d.data
 

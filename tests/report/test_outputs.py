@@ -88,6 +88,7 @@ def test_cli_rejects_bad_arguments_and_empty_folders(tmp_path, capsys):
     assert main([str(tmp_path)]) == 1  # exists but holds no record
 
 
+@pytest.mark.slow  # subprocess or large model: runs with make test-slow (CI)
 def test_figures_are_written_skipped_with_a_message_and_byte_stable(tmp_path):
     sweep = small_sweep(tmp_path / "sweep")
     first = build_report(sweep, tmp_path / "a", formats=("md",))

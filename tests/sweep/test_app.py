@@ -61,6 +61,7 @@ def test_unknown_option_lists_the_valid_ones():
     assert "rectangulr" in message and "rectangular" in message and "b_silu" in message
 
 
+@pytest.mark.slow  # subprocess or large model: runs with make test-slow (CI)
 def test_cli_single_run_writes_a_record(tmp_path):
     out = tmp_path / "run"
     proc = harness_run("forward=step", "backward=rectangular", "dataset=mnist1d", "model=mlp", "optimizer=adam", "seed=1",
@@ -71,6 +72,7 @@ def test_cli_single_run_writes_a_record(tmp_path):
     assert "[ok] step/rectangular" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # subprocess or large model: runs with make test-slow (CI)
 def test_cli_config_error_exits_non_zero_with_a_clear_message(tmp_path):
     proc = harness_run("model=cnn1d", "dataset=digits", f"hydra.run.dir={tmp_path}", cwd=REPO)
     assert proc.returncode != 0
