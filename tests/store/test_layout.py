@@ -76,12 +76,18 @@ def _hold(store, seconds, started):
         time.sleep(seconds)
 
 
-def test_a_second_process_waits_for_the_lock(tmp_path):
+def start_holder(store, seconds):
+    """Another process that holds run ab12's lock for `seconds` (returned once it holds it)."""
     ctx = mp.get_context("fork")
     started = ctx.Event()
-    holder = ctx.Process(target=_hold, args=(tmp_path, 1.0, started))
+    holder = ctx.Process(target=_hold, args=(store, seconds, started))
     holder.start()
     assert started.wait(30)
+    return holder
+
+
+def test_a_second_process_waits_for_the_lock(tmp_path):
+    holder = start_holder(tmp_path, 1.0)
     t0 = time.monotonic()
     with layout.claim(tmp_path, "ab12"):
         waited = time.monotonic() - t0
@@ -90,11 +96,7 @@ def test_a_second_process_waits_for_the_lock(tmp_path):
 
 
 def test_a_killed_holder_releases_the_lock(tmp_path):
-    ctx = mp.get_context("fork")
-    started = ctx.Event()
-    holder = ctx.Process(target=_hold, args=(tmp_path, 60.0, started))
-    holder.start()
-    assert started.wait(30)
+    holder = start_holder(tmp_path, 60.0)
     holder.kill()
     holder.join(30)
     with layout.claim(tmp_path, "ab12"):  # would block for a minute if kill -9 left the lock held
