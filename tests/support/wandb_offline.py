@@ -25,13 +25,27 @@ def records(path: str | Path):
             pos += left
             continue
         _crc, length, kind = struct.unpack("<IHB", data[pos:pos + HEADER])
+        if kind == 0:  # zero fill: the rest of this block is unused
+            pos = (pos // BLOCK + 1) * BLOCK
+            continue
         chunk = data[pos + HEADER:pos + HEADER + length]
         pos += HEADER + length
-        if kind == 0 and length == 0:
-            break
         pending = chunk if kind in (1, 2) else pending + chunk
         if kind in (1, 4):
             record = pb.Record()
             record.ParseFromString(pending)
             yield record
             pending = b""
+
+
+def finished_records(path: str | Path, timeout: float = 60.0) -> list:
+    """All records of a run file once wandb's service has written its `exit` record (it writes
+    asynchronously, so right after `run.finish()` the file may still be growing)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = list(records(path))
+        if any(r.WhichOneof("record_type") == "exit" for r in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)

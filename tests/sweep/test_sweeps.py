@@ -36,7 +36,7 @@ def test_parallel_launcher_sweep_writes_one_record_per_combination(tmp_path):
 def test_wandb_logger_mirrors_config_curves_summary_and_record_offline(tmp_path, monkeypatch):
     import json
 
-    from support.wandb_offline import records
+    from support.wandb_offline import finished_records
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = tiny_config("logger=wandb", "logger.mode=offline", f"logger.dir={tmp_path}", "logger.group=quick-test",
@@ -45,7 +45,9 @@ def test_wandb_logger_mirrors_config_curves_summary_and_record_offline(tmp_path,
     assert record["status"] == "ok"
     run_files = list(tmp_path.rglob("offline-run-*/run-*.wandb"))
     assert len(run_files) == 1, "wandb wrote no offline run"
-    sent = list(records(run_files[0]))
+    sent = finished_records(run_files[0])
+    kinds = [r.WhichOneof("record_type") for r in sent]
+    assert "run" in kinds and "exit" in kinds, kinds
     run = next(r.run for r in sent if r.WhichOneof("record_type") == "run")
     assert run.run_group == "quick-test" and run.job_type == "relu/rectangular"
     config = {item.key: json.loads(item.value_json) for item in run.config.update}
