@@ -71,7 +71,9 @@ def pair_summary(factory: ActFactory, model: Any = None) -> dict[str, Any]:
     spec = factory.spec
     used = sorted({m.spec.describe() for m in model.modules() if isinstance(m, ActivationPair)}) if model is not None else []
     label = spec.describe()
-    if used and label not in used:
+    if model is not None and not used:
+        label = "no activation"  # e.g. logistic regression: the pair is configured but never used
+    elif used and label not in used:
         label = " + ".join(used)
     return {
         "forward": spec.forward.name,

@@ -233,3 +233,8 @@ def test_a_model_that_ignores_the_forward_records_what_it_really_uses(tmp_path):
     pair = record["pair"]
     assert pair["used"] == ["sigmoid/rectangular(a=-0.5, b=0.5)", "tanh/rectangular(a=-0.5, b=0.5)"]
     assert pair["label"] == "sigmoid/rectangular(a=-0.5, b=0.5) + tanh/rectangular(a=-0.5, b=0.5)"
+
+
+def test_a_model_without_activations_says_so(tmp_path):
+    record = execute(tiny_config("model=logistic", "trainer.steps=10", "trainer.eval_every=10"), tmp_path)
+    assert record["pair"]["used"] == [] and record["pair"]["label"] == "no activation"
