@@ -101,8 +101,3 @@ def claim(store: str | Path, key: str, label: str = "") -> Iterator[Path]:
         yield folder
     finally:
         os.close(fd)  # releases the lock
-
-
-def store_records(store: str | Path) -> Iterator[Path]:
-    """Every record file of a store's keyed layout."""
-    yield from sorted(Path(store).glob(f"*/*/{RECORD_NAME}"))

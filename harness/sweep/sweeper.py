@@ -17,7 +17,6 @@ Hydra's basic sweeper launches every combination and reports failures only at th
 """
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
@@ -39,7 +38,6 @@ from harness.store.record import RecordError, load_record
 from .progress import write_plan
 from .resolve import check_config, complete_config
 
-log = logging.getLogger("harness")
 PLAN_FOLDER = ".harness"
 
 

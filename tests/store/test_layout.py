@@ -9,7 +9,7 @@ import pytest
 from harness.errors import ConfigError
 from harness.store import layout
 from harness.store.keys import code_hash
-from harness.store.record import SCHEMA_VERSION, load_record, write_record
+from harness.store.record import SCHEMA_VERSION, find_records, load_record, write_record
 
 
 def make_record(status="ok", code=None, run_id="r1"):
@@ -120,7 +120,7 @@ def test_concurrent_writers_never_lose_or_corrupt_a_record(tmp_path):
     for p in procs:
         p.join(120)
         assert p.exitcode == 0
-    paths = list(layout.store_records(tmp_path))
+    paths = find_records(tmp_path)
     assert len(paths) == 4 * 25 + 1
     for p in paths:
         load_record(p)  # every file is complete, valid JSON
