@@ -41,6 +41,7 @@ CASES = [
     ("mnist1d", {}, 4000, 1000, 10, (40,), "sequence"),
     ("digits", {}, 1437, 360, 10, (64,), "vector"),
     ("digits", {"as_image": True}, 1437, 360, 10, (1, 8, 8), "image"),
+    ("digits", {"as_image": True, "image_size": 28}, 1437, 360, 10, (1, 28, 28), "image"),
     ("hamming", {}, 1600, 400, 2, (10,), "vector"),
     ("teacher_student", {}, 4000, 1000, 4, (20,), "vector"),
     ("spirals", {}, 1000, 1000, 2, (2,), "vector"),
@@ -125,6 +126,28 @@ def test_mnist1d_custom_sizes_and_cache_key(tmp_path):
 
 
 # --------------------------------------------------------------------------- digits
+
+def test_digits_resized_images_keep_the_digit():
+    """image_size=28 is a bilinear upsampling: each 8x8 image's mean survives (within the border
+    effect), the values stay in [0, 1], and a bad size or a vector request is refused."""
+    small = load_dataset("digits", as_image=True)
+    big = load_dataset("digits", as_image=True, image_size=28)
+    assert big.x_train.shape[1:] == (1, 28, 28)
+    assert float(big.x_train.min()) >= 0.0 and float(big.x_train.max()) <= 1.0 + 1e-6
+    assert torch.equal(small.y_train, big.y_train)
+    means_small = small.x_train.mean(dim=(1, 2, 3))
+    means_big = big.x_train.mean(dim=(1, 2, 3))
+    assert torch.allclose(means_small, means_big, atol=0.02)
+    # Shrunk back by area averaging, each 28x28 image is far closer to its own source than to another digit's.
+    back = torch.nn.functional.interpolate(big.x_train[:50], size=(8, 8), mode="area")
+    own = (back - small.x_train[:50]).abs().mean()
+    other = (back - small.x_train[:50].roll(1, dims=0)).abs().mean()
+    assert own < 0.1 and own < 0.4 * other
+    with pytest.raises(ConfigError, match="image_size must be an integer in \\[8, 64\\]"):
+        load_dataset("digits", as_image=True, image_size=4)
+    with pytest.raises(ConfigError, match="needs as_image=true"):
+        load_dataset("digits", image_size=16)
+
 
 def test_digits_scaled_by_16_and_stratified():
     d = load_dataset("digits")
