@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.activations import make_pair, apply_pair, triton_kernels  # noqa: E402
+from harness.measure import count_saved  # noqa: E402
 
 SHAPES = {"flat": (256, 4096), "conv": (32, 64, 32, 32)}
 # (name, pair spec or None for native, native baseline name)
@@ -75,20 +76,8 @@ def interleaved_medians(fns: dict, timer: Timer, rounds: int, warmup: int) -> di
 
 
 def saved_bytes(fn) -> int:
-    """Bytes of every tensor autograd saves while `fn` runs (storage counted once)."""
-    seen, total = set(), 0
-
-    def pack(t):
-        nonlocal total
-        key = (t.untyped_storage().data_ptr(), t.device)
-        if key not in seen:
-            seen.add(key)
-            total += t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return total
+    """Bytes of every tensor autograd saves while `fn` runs (storage counted once, harness.measure)."""
+    return count_saved(fn).total
 
 
 def micro(device, shapes, dtypes, rounds, warmup) -> list[dict]:

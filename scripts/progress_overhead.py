@@ -19,8 +19,9 @@ import time
 import torch
 
 from harness.activations import ActFactory
-from harness.bench.timing import interleaved_rounds, median, num_threads, round_ratios
+from harness.bench.timing import interleaved_rounds, round_ratios
 from harness.data import load_dataset
+from harness.measure import median, num_threads
 from harness.models import build_model
 from harness.sweep.progress import RunProgress
 from harness.train.schedules import build_scheduler

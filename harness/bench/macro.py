@@ -21,10 +21,11 @@ from torch import nn
 
 from harness.activations import ActFactory
 from harness.data import load_dataset
+from harness.measure import median, num_threads, summarize
 from harness.models import build_model
 from harness.train.trainer import Trainer, TrainerSettings, evaluate
 
-from .timing import interleaved_rounds, median, num_threads, round_ratios, summary
+from .timing import interleaved_rounds, round_ratios
 
 DEFAULT_MODELS = ("mlp", "cnn1d")
 DEFAULT_RULES = ("rectangular",)
@@ -105,7 +106,7 @@ def run_macro(
             for name, values in samples.items():
                 entry = {
                     "kind": "macro", "model": model_name, "candidate": name, "threads": threads, "steps": steps,
-                    "batch_size": batch_size, "seconds": summary(values),
+                    "batch_size": batch_size, "seconds": summarize(values),
                     "steps_per_s": steps / median(values),
                     "vs_hand_exact": median(values) / median(samples["hand/exact"]),
                     "vs_hand_exact_rounds": median(round_ratios(values, samples["hand/exact"])),

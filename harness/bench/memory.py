@@ -1,28 +1,27 @@
-"""Bytes saved for backward, measured with torch.autograd.graph.saved_tensors_hooks.
+"""Bytes saved for backward per element of one activation call (the benchmark's memory column).
 
-Every tensor autograd keeps for the backward pass goes through the pack hook (torch's own ops
-and `ctx.save_for_backward` in custom Functions alike), so the sum of their sizes is what the
-graph holds. Expected values per element (docs/DESIGN.md section 2): 0 for constant rules, 1/8 for
-1-bit rules, b/8 for b-bit codes, the element size for rules that keep x or y. Native ReLU keeps
-its output: 4 bytes per float32 element.
+Counted with harness.measure's saved-bytes counter (the one the trainer and the tests use), so a
+benchmark row and a run record agree. Expected values per element (docs/DESIGN.md section 2): 0 for
+constant rules, 1/8 for 1-bit rules, b/8 for b-bit codes, the element size for rules that keep x or
+y. Native ReLU keeps its output: 4 bytes per float32 element.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
 from torch import Tensor
 
 from harness.activations import Saves
+from harness.measure import SavedBytesCounter
 
 
 @dataclass(frozen=True)
 class SavedState:
     """What one forward call saved: total bytes, and the bytes that are new tensors.
 
-    `new_bytes` excludes tensors that alias the input or the output (saving x or y costs no
-    extra write, only the memory of keeping them alive); `bytes` counts everything kept.
+    `new_bytes` excludes storages of the input or the output (saving x or y costs no extra write,
+    only the memory of keeping them alive); `bytes` counts everything kept, each storage once.
     """
 
     bytes: int
@@ -40,29 +39,12 @@ class SavedState:
         return self.new_bytes / self.numel
 
 
-def _storage_key(t: Tensor) -> tuple:
-    return (t.untyped_storage().data_ptr(), t.storage_offset(), t.numel(), t.dtype)
-
-
 def measure_saved(fn: Callable[[Tensor], Tensor], x: Tensor) -> SavedState:
-    """Run `y = fn(x)` under saved-tensor hooks and sum the distinct tensors saved for backward."""
-    seen: set[tuple] = set()
-    saved: list[Tensor] = []
-
-    def pack(t: Tensor) -> Tensor:
-        """Record each distinct saved tensor; keep the tensor itself (no offloading)."""
-        key = _storage_key(t)
-        if key not in seen:  # a tensor saved twice is held once
-            seen.add(key)
-            saved.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    """Run `y = fn(x)` and count what autograd saved for backward (deduplicated by storage)."""
+    with SavedBytesCounter() as counter:
         y = fn(x)
-    aliases = {x.untyped_storage().data_ptr(), y.untyped_storage().data_ptr()}
-    total = sum(t.numel() * t.element_size() for t in saved)
-    new = sum(t.numel() * t.element_size() for t in saved if t.untyped_storage().data_ptr() not in aliases)
-    return SavedState(bytes=total, new_bytes=new, numel=x.numel())
+    saved = counter.result
+    return SavedState(bytes=saved.total, new_bytes=saved.total - saved.bytes_of((x, y)), numel=x.numel())
 
 
 def expected_bytes_per_element(saves: Saves, bits: int, element_size: int) -> float:

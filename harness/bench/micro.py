@@ -39,13 +39,14 @@ from torch import Tensor
 
 from harness.activations import ActivationPair, FORWARDS, compile_model
 from harness.activations.definitions import BoundForward
+from harness.measure import iqr, median, num_threads, summarize
 
 from .memory import SavedState, expected_bytes_per_element, measure_saved
 from .peers import Peer, available_peers
 from .specs import (
     DEFAULT_PAIRS, SHAPES, TARGET_COMPILE, TARGET_EAGER, BenchPair, ThreadSetting, parse_pairs, parse_threads,
 )
-from .timing import interleaved_rounds, iqr, median, num_threads, round_ratios, summary
+from .timing import interleaved_rounds, round_ratios
 
 # Full run: both shapes, many rounds. Quick run (CI): flat shape only, still >= 20 rounds.
 FULL_REPEATS, FULL_WARMUP = 100, 10
@@ -289,7 +290,7 @@ def _make_entry(
     if mode == "compile":
         entry["compile_time_s"] = spec["compiled"].compile_time_s
         entry["error"] = spec["compiled"].error
-    times = {role: (summary(samples[cand]) if cand is not None and cand in samples else None)
+    times = {role: (summarize(samples[cand]) if cand is not None and cand in samples else None)
              for role, cand in roles.items()}
     entry["time_s"] = times
     r = {}
@@ -372,7 +373,7 @@ def run_micro(config: MicroConfig, log: Callable[[str], None] | None = None) -> 
                     f"{len(plan.candidates)} candidates x {config.repeats} rounds (+{config.warmup} warm-up)")
                 candidates = dict(plan.candidates)
                 if threads.num_threads > 1:
-                    candidates[PROBE] = _at_one_thread(plan.candidates["native:relu"], threads.num_threads)
+                    candidates[PROBE] = _at_one_thread(plan.candidates["native:relu"])
                 with num_threads(threads.num_threads):
                     samples = interleaved_rounds(candidates, repeats=config.repeats, warmup=config.warmup, number=config.number)
                 contention = contention_of(samples)
@@ -386,16 +387,13 @@ def run_micro(config: MicroConfig, log: Callable[[str], None] | None = None) -> 
     return entries
 
 
-def _at_one_thread(fn: Callable[[], object], n: int) -> Callable[[], object]:
+def _at_one_thread(fn: Callable[[], object]) -> Callable[[], object]:
     """`fn` run at one thread inside an N-thread group (set_num_threads costs ~nothing)."""
 
     def call():
-        """fn at one thread, then back to n threads."""
-        torch.set_num_threads(1)
-        try:
+        """fn at one thread, then back to the group's n threads."""
+        with num_threads(1):
             return fn()
-        finally:
-            torch.set_num_threads(n)
 
     return call
 
@@ -406,7 +404,7 @@ def contention_of(samples: dict[str, list[float]]) -> dict[str, Any]:
     if PROBE not in samples:
         return {"thread_scaling": None, "contended": False, "one_thread_relu_s": None}
     scaling = median(round_ratios(samples["native:relu"], samples[PROBE]))
-    return {"thread_scaling": scaling, "contended": scaling > CONTENTION_LIMIT, "one_thread_relu_s": summary(samples[PROBE])}
+    return {"thread_scaling": scaling, "contended": scaling > CONTENTION_LIMIT, "one_thread_relu_s": summarize(samples[PROBE])}
 
 
 def _measure_memory(plan: _Plan, pairs: list[BenchPair], peers: list[Peer], x: Tensor) -> dict[str, SavedState | None]:

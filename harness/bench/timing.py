@@ -7,17 +7,17 @@
 - Ratios are computed from the same rounds: the ratio of medians, and the median of per-round
   ratios (each round's candidates ran within a few milliseconds of each other, so a burst of
   foreign load cancels out of that round's ratio).
+
+The statistics of the samples (median, spread summary) and the thread setting live in
+harness.measure, shared with the trainer's step timer, so a benchmark and a run record compute
+the same number the same way.
 """
 from __future__ import annotations
 
-import contextlib
 import gc
 import random
-import statistics
 import time
-from typing import Callable, Iterator, Mapping
-
-import torch
+from typing import Callable, Mapping
 
 
 def interleaved_rounds(
@@ -62,51 +62,8 @@ def interleaved_rounds(
     return samples
 
 
-def median(values: list[float]) -> float:
-    """The median (the statistic every ratio is built from)."""
-    return statistics.median(values)
-
-
-def iqr(values: list[float]) -> float:
-    """Interquartile range (q75 - q25), the spread reported next to each median."""
-    if len(values) < 2:
-        return 0.0
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return q[2] - q[0]
-
-
-def quartiles(values: list[float]) -> tuple[float, float, float]:
-    """(q25, median, q75), inclusive method; a single value is all three."""
-    if len(values) < 2:
-        return values[0], values[0], values[0]
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return q[0], q[1], q[2]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    """{'median', 'iqr', 'q25', 'q75', 'min', 'n'} of a list of samples."""
-    q25, med, q75 = quartiles(values)
-    return {"median": med, "iqr": q75 - q25, "q25": q25, "q75": q75, "min": min(values), "n": len(values)}
-
-
-def ratio_of_medians(num: list[float], den: list[float]) -> float:
-    """median(num) / median(den)."""
-    return median(num) / median(den)
-
-
 def round_ratios(num: list[float], den: list[float]) -> list[float]:
     """Per-round ratios num[r] / den[r]; both lists must come from the same interleaved rounds."""
     if len(num) != len(den):
         raise ValueError(f"per-round ratios need samples from the same rounds ({len(num)} != {len(den)})")
     return [a / b for a, b in zip(num, den)]
-
-
-@contextlib.contextmanager
-def num_threads(n: int) -> Iterator[None]:
-    """Run the block with torch.set_num_threads(n), restoring the previous count afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

@@ -8,7 +8,8 @@
 - Exclude evaluation: a step's time is the sum of its phase times, so anything outside a phase
   (evaluation, logging, checkpointing, data shuffling) is never counted. There is deliberately no
   pause()/resume(): keep evaluation outside `phase(...)` blocks and it is excluded by construction.
-- Report spread, not only a mean: `summarize` gives median, IQR, p10, p90 and mean.
+- Report spread, not only a mean: harness.measure's `summarize` gives median, IQR, quartiles,
+  p10/p90, min, max and mean (the benchmark summarizes its samples with the same function).
 
 Typical use in a training loop::
 
@@ -27,37 +28,17 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
-import numpy as np
 import torch
+
+from harness.measure import summarize  # the one spread summary, shared with the benchmark
 
 #: The phases a training step is split into; `summary()` always reports these (plus any other
 #: phase names that were used).
 PHASES: tuple[str, ...] = ("forward", "backward", "optimizer")
 
 _NS_PER_MS = 1e6
-
-
-def summarize(samples: Sequence[float]) -> dict:
-    """Robust summary of repeated measurements (any unit; the output keeps it).
-
-    Returns {"median", "iqr", "p10", "p90", "mean", "n"}; IQR = p75 - p25. Percentiles use linear
-    interpolation between order statistics (numpy's default), so they are exact for small samples
-    too. With no samples every statistic is None and n is 0.
-    """
-    values = np.asarray(list(samples), dtype=np.float64)
-    if values.size == 0:
-        return {"median": None, "iqr": None, "p10": None, "p90": None, "mean": None, "n": 0}
-    p10, p25, p50, p75, p90 = np.percentile(values, [10, 25, 50, 75, 90])
-    return {
-        "median": float(p50),
-        "iqr": float(p75 - p25),
-        "p10": float(p10),
-        "p90": float(p90),
-        "mean": float(values.mean()),
-        "n": int(values.size),
-    }
 
 
 def _synchronizer(device: torch.device | str) -> Callable[[], None] | None:
@@ -178,7 +159,7 @@ class StepTimer:
     def summary(self) -> dict:
         """{"steps_timed", "warmup_steps", "steps_seen", "synchronized", "step_ms", "<phase>_ms"...}.
 
-        Each "*_ms" value is a `summarize` dict (median, iqr, p10, p90, mean, n) over the kept
+        Each "*_ms" value is a `summarize` dict (median, iqr, q25, q75, p10, p90, min, max, mean, n) over the kept
         steps; "forward_ms", "backward_ms" and "optimizer_ms" are always present (statistics None
         when nothing was timed), other phase names appear when used.
         """
@@ -194,4 +175,4 @@ class StepTimer:
         return out
 
 
-__all__ = ["PHASES", "StepTimer", "summarize"]
+__all__ = ["PHASES", "StepTimer"]

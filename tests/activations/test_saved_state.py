@@ -1,26 +1,19 @@
-"""Memory: each rule saves only what it needs, measured with saved_tensors_hooks."""
+"""Memory: each rule saves only what it needs, counted by harness.measure (saved_tensors_hooks)."""
 import math
 
 import pytest
 import torch
 
 from harness.activations import FORWARDS, RULES, ActivationPair, Saves, make_pair
+from harness.measure import count_saved
 
 SMALL_CONSTANT = 16  # bytes of slack allowed on top of the packed payload
 SHAPES = [(1000,), (7, 13, 11), (64, 4096)]
 
 
 def saved_bytes(module, x):
-    """Total bytes of the tensors autograd saves for backward during module(x)."""
-    total = []
-
-    def pack(t):
-        total.append(t.untyped_storage().nbytes() if t.numel() else 0)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        module(x)
-    return sum(total)
+    """Bytes autograd keeps for backward during module(x), each storage once (harness.measure's counter)."""
+    return count_saved(lambda: module(x)).total
 
 
 def expected_bound(saves, bits, n, itemsize):

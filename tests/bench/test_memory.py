@@ -2,10 +2,13 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from harness.activations import ActivationPair
 from harness.bench.memory import expected_bytes_per_element, measure_saved
 from harness.bench.specs import DEFAULT_PAIRS, parse_pair, parse_pairs
+from harness.measure import count_saved
+from harness.train.memory import saved_bytes_by_activation
 
 
 def _x(dtype=torch.float32):
@@ -42,3 +45,14 @@ def test_native_ops_save_a_full_tensor_and_aliases_are_not_new_writes():
 
 def test_float64_input_state_is_eight_bytes():
     assert measure_saved(ActivationPair("relu", "b_silu"), _x(torch.float64)).per_element == 8.0
+
+
+@pytest.mark.parametrize("backward", ["rectangular", "b_silu", "quantized"])
+def test_benchmark_and_run_record_count_the_same_bytes(backward):
+    # One counter behind both: a benchmark row and a run record cannot disagree on a pair's bytes.
+    x = _x()
+    pair = ActivationPair("relu", backward)
+    model = nn.Sequential(pair)
+    bench = measure_saved(pair, x).bytes
+    record = saved_bytes_by_activation(model, lambda: model(x))["activations"]
+    assert bench == record == count_saved(lambda: pair(x)).total > 0

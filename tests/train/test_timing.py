@@ -10,7 +10,8 @@ import torch
 
 from harness.activations import ActFactory
 from harness.models import build_model
-from harness.train.timing import PHASES, StepTimer, summarize
+from harness.measure import SUMMARY_KEYS
+from harness.train.timing import PHASES, StepTimer
 
 
 class FakeClock:
@@ -39,17 +40,6 @@ def _run_steps(timer: StepTimer, clock: FakeClock, durations, eval_ms: float = 0
         clock.advance_ms(eval_ms)  # evaluation, logging: outside every phase
 
 
-def test_summarize_hand_computed():
-    # Linear interpolation: p25 of [1, 2, 3, 4] is at rank 0.75 -> 1.75; p75 -> 3.25; p10 -> 1.3.
-    s = summarize([4.0, 1.0, 3.0, 2.0])
-    assert s == pytest.approx({"median": 2.5, "iqr": 1.5, "p10": 1.3, "p90": 3.7, "mean": 2.5, "n": 4})
-
-
-def test_summarize_single_and_empty():
-    assert summarize([7.0]) == {"median": 7.0, "iqr": 0.0, "p10": 7.0, "p90": 7.0, "mean": 7.0, "n": 1}
-    assert summarize([]) == {"median": None, "iqr": None, "p10": None, "p90": None, "mean": None, "n": 0}
-
-
 def test_warmup_steps_discarded_and_statistics_exact():
     clock = FakeClock()
     timer = StepTimer("cpu", warmup_steps=2, clock=clock)
@@ -61,11 +51,11 @@ def test_warmup_steps_discarded_and_statistics_exact():
     s = timer.summary()
     assert s["steps_timed"] == 5 and s["warmup_steps"] == 2 and s["steps_seen"] == 7
     assert s["synchronized"] is False
-    assert s["forward_ms"] == pytest.approx({"median": 3.0, "iqr": 2.0, "p10": 1.4, "p90": 4.6, "mean": 3.0, "n": 5})
-    assert s["backward_ms"] == pytest.approx({"median": 6.0, "iqr": 4.0, "p10": 2.8, "p90": 9.2, "mean": 6.0, "n": 5})
-    assert s["optimizer_ms"] == pytest.approx({"median": 0.5, "iqr": 0.0, "p10": 0.5, "p90": 0.5, "mean": 0.5, "n": 5})
+    assert s["forward_ms"] == pytest.approx({"median": 3.0, "iqr": 2.0, "q25": 2.0, "q75": 4.0, "p10": 1.4, "p90": 4.6, "min": 1.0, "max": 5.0, "mean": 3.0, "n": 5})
+    assert s["backward_ms"] == pytest.approx({"median": 6.0, "iqr": 4.0, "q25": 4.0, "q75": 8.0, "p10": 2.8, "p90": 9.2, "min": 2.0, "max": 10.0, "mean": 6.0, "n": 5})
+    assert s["optimizer_ms"] == pytest.approx({"median": 0.5, "iqr": 0.0, "q25": 0.5, "q75": 0.5, "p10": 0.5, "p90": 0.5, "min": 0.5, "max": 0.5, "mean": 0.5, "n": 5})
     # Step = f + 2f + 0.5 = 3f + 0.5 with f in 1..5: the 500 ms of evaluation never counts.
-    assert s["step_ms"] == pytest.approx({"median": 9.5, "iqr": 6.0, "p10": 4.7, "p90": 14.3, "mean": 9.5, "n": 5})
+    assert s["step_ms"] == pytest.approx({"median": 9.5, "iqr": 6.0, "q25": 6.5, "q75": 12.5, "p10": 4.7, "p90": 14.3, "min": 3.5, "max": 15.5, "mean": 9.5, "n": 5})
     assert timer.samples_ms()["forward"] == pytest.approx([3.0, 1.0, 5.0, 2.0, 4.0])
 
 
@@ -180,7 +170,7 @@ def test_real_clock_training_loop_structure():
     s = timer.summary()
     assert s["steps_timed"] == 3
     for key in ("step_ms", "forward_ms", "backward_ms", "optimizer_ms"):
-        assert set(s[key]) == {"median", "iqr", "p10", "p90", "mean", "n"}
+        assert tuple(s[key]) == SUMMARY_KEYS
         assert s[key]["n"] == 3 and s[key]["median"] >= 0.0 and s[key]["iqr"] >= 0.0
     # The step is exactly the sum of its phases, step by step.
     samples = timer.samples_ms()
