@@ -2,7 +2,7 @@
 
 Register a forward::
 
-    @register_forward("softsign")
+    @register_forward("softsign", flat=False, relu_like=False)
     def softsign(x):
         '''f(x) = x / (1 + |x|).'''
         return x / (1 + x.abs())
@@ -11,6 +11,11 @@ Register a forward::
     def _(x):
         '''f'(x) = 1 / (1 + |x|)^2.'''
         return 1 / (1 + x.abs()) ** 2
+
+Every forward declares two properties that diagnostics and records read (no name lists elsewhere):
+`flat` (its exact derivative is 0 almost everywhere, as for step and sign: training needs a
+surrogate, and gradient fidelity against the exact gradient is undefined) and `relu_like` (it is
+exactly 0 on a half-line, so sparsity and dead units mean something).
 
 Register a backward rule (the `saves` kind says what the forward pass stores, see saved_state)::
 
@@ -97,11 +102,17 @@ def make_bound(rule: RuleDef, forward: "BoundForward", params: dict[str, Any], n
 
 @dataclass(eq=False)
 class ForwardDef:
-    """A registered forward function f with its exact derivative (a RuleDef)."""
+    """A registered forward function f with its exact derivative (a RuleDef) and its properties.
+
+    `flat`: f' = 0 almost everywhere (step, sign). `relu_like`: f is exactly 0 on a half-line
+    (relu, relu6, step, hardsigmoid, hardswish), at the default parameters.
+    """
 
     name: str
     fn: Callable[..., Tensor]
     params: dict[str, Param]
+    flat: bool
+    relu_like: bool
     check: Callable | None = None
     exact: RuleDef | None = None
     doc: str = ""
@@ -143,6 +154,16 @@ class BoundForward:
     def name(self) -> str:
         return self.definition.name
 
+    @property
+    def flat(self) -> bool:
+        """Whether the exact derivative is 0 almost everywhere (step, sign)."""
+        return self.definition.flat
+
+    @property
+    def relu_like(self) -> bool:
+        """Whether the output is exactly 0 on a half-line (sparsity and dead units mean something)."""
+        return self.definition.relu_like
+
     def __call__(self, x: Tensor) -> Tensor:
         return self.definition.fn(x, **self.params)
 
@@ -166,11 +187,18 @@ FORWARDS: Registry[ForwardDef] = Registry("forward")
 RULES: Registry[RuleDef] = Registry("backward rule")
 
 
-def register_forward(name: str, *, check: Callable | None = None, **params: Any):
-    """Decorator registering a forward function `fn(x, **params) -> y` under `name`."""
+def register_forward(name: str, *, flat: bool, relu_like: bool, check: Callable | None = None, **params: Any):
+    """Decorator registering a forward function `fn(x, **params) -> y` under `name`.
+
+    `flat` and `relu_like` must be declared (True or False) for every forward: see ForwardDef.
+    """
+    for prop, value in (("flat", flat), ("relu_like", relu_like)):
+        if not isinstance(value, bool):
+            raise TypeError(f"forward {name!r}: {prop} must be True or False, got {value!r}")
 
     def wrap(fn: Callable[..., Tensor]) -> ForwardDef:
-        definition = ForwardDef(name=name, fn=fn, params=as_params(params), check=check, doc=(fn.__doc__ or "").strip())
+        definition = ForwardDef(name=name, fn=fn, params=as_params(params), flat=flat, relu_like=relu_like,
+                                check=check, doc=(fn.__doc__ or "").strip())
         return FORWARDS.add(name, definition)
 
     return wrap

@@ -2,7 +2,8 @@
 
 Each forward calls torch's native op, so the pair's forward costs what the native activation
 costs. Each derivative declares the least state it needs (docs/DESIGN.md section 2): piecewise-linear
-functions need one bit per element, smooth ones x or y.
+functions need one bit per element, smooth ones x or y. Each forward also declares `flat` (f' = 0
+almost everywhere) and `relu_like` (f = 0 exactly on a half-line), see definitions.ForwardDef.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
-@register_forward("identity")
+@register_forward("identity", flat=False, relu_like=False)
 def identity(x):
     """f(x) = x."""
     return x
@@ -39,7 +40,7 @@ def _(**_):
     return 1.0
 
 
-@register_forward("relu")
+@register_forward("relu", flat=False, relu_like=True)
 def relu(x):
     """f(x) = max(0, x)."""
     return torch.relu(x)
@@ -51,7 +52,7 @@ def _():
     return Interval(0.0, math.inf, closed_lo=False)
 
 
-@register_forward("relu6")
+@register_forward("relu6", flat=False, relu_like=True)
 def relu6(x):
     """f(x) = min(max(0, x), 6)."""
     return F.relu6(x)
@@ -63,7 +64,7 @@ def _():
     return Interval(0.0, 6.0, closed_lo=False, closed_hi=False)
 
 
-@register_forward("leaky_relu", slope=0.01)
+@register_forward("leaky_relu", flat=False, relu_like=False, slope=0.01)
 def leaky_relu(x, *, slope):
     """f(x) = x for x > 0, slope * x otherwise."""
     return F.leaky_relu(x, slope)
@@ -75,7 +76,7 @@ def _(*, slope):
     return Interval(0.0, math.inf, closed_lo=False)
 
 
-@register_forward("elu", alpha=positive(1.0))
+@register_forward("elu", flat=False, relu_like=False, alpha=positive(1.0))
 def elu(x, *, alpha):
     """f(x) = x for x > 0, alpha (e^x - 1) otherwise (Clevert et al. 2016)."""
     return F.elu(x, alpha)
@@ -87,7 +88,7 @@ def _(y, *, alpha):
     return torch.where(y > 0, 1.0, y + alpha)
 
 
-@register_forward("selu")
+@register_forward("selu", flat=False, relu_like=False)
 def selu(x):
     """f(x) = scale * (x for x > 0, alpha (e^x - 1) otherwise), Klambauer et al. 2017."""
     return F.selu(x)
@@ -99,7 +100,7 @@ def _(y):
     return torch.where(y > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA)
 
 
-@register_forward("celu", alpha=positive(1.0))
+@register_forward("celu", flat=False, relu_like=False, alpha=positive(1.0))
 def celu(x, *, alpha):
     """f(x) = x for x > 0, alpha (e^(x/alpha) - 1) otherwise (Barron 2017)."""
     return F.celu(x, alpha)
@@ -111,7 +112,7 @@ def _(y, *, alpha):
     return torch.where(y > 0, 1.0, y / alpha + 1.0)
 
 
-@register_forward("gelu", approximate=choice("none", "tanh"))
+@register_forward("gelu", flat=False, relu_like=False, approximate=choice("none", "tanh"))
 def gelu(x, *, approximate):
     """f(x) = x Phi(x) (erf form), or the tanh approximation (Hendrycks & Gimpel 2016)."""
     return F.gelu(x, approximate=approximate)
@@ -129,7 +130,7 @@ def _(x, *, approximate):
     return cdf + x * torch.exp(-0.5 * x * x) / _SQRT_2PI
 
 
-@register_forward("silu", beta=positive(1.0))
+@register_forward("silu", flat=False, relu_like=False, beta=positive(1.0))
 def silu(x, *, beta):
     """f(x) = x sigmoid(beta x) (SiLU / Swish, Ramachandran et al. 2017)."""
     return F.silu(x) if beta == 1.0 else x * torch.sigmoid(beta * x)
@@ -142,7 +143,7 @@ def _(x, *, beta):
     return s + beta * x * s * (1 - s)
 
 
-@register_forward("mish")
+@register_forward("mish", flat=False, relu_like=False)
 def mish(x):
     """f(x) = x tanh(softplus(x)) (Misra 2019)."""
     return F.mish(x)
@@ -155,7 +156,7 @@ def _(x):
     return t + x * torch.sigmoid(x) * (1 - t * t)
 
 
-@register_forward("softplus", beta=positive(1.0))
+@register_forward("softplus", flat=False, relu_like=False, beta=positive(1.0))
 def softplus(x, *, beta):
     """f(x) = log(1 + e^(beta x)) / beta."""
     return F.softplus(x, beta=beta)
@@ -167,7 +168,7 @@ def _(x, *, beta):
     return torch.sigmoid(beta * x)
 
 
-@register_forward("tanh")
+@register_forward("tanh", flat=False, relu_like=False)
 def tanh(x):
     """f(x) = tanh(x)."""
     return torch.tanh(x)
@@ -179,7 +180,7 @@ def _(y):
     return 1 - y * y
 
 
-@register_forward("sigmoid")
+@register_forward("sigmoid", flat=False, relu_like=False)
 def sigmoid(x):
     """f(x) = 1 / (1 + e^-x) (the logistic unit)."""
     return torch.sigmoid(x)
@@ -191,7 +192,7 @@ def _(y):
     return y * (1 - y)
 
 
-@register_forward("hardtanh", min_val=-1.0, max_val=1.0, check=lambda min_val, max_val: min_val < max_val or "min_val must be < max_val")
+@register_forward("hardtanh", flat=False, relu_like=False, min_val=-1.0, max_val=1.0, check=lambda min_val, max_val: min_val < max_val or "min_val must be < max_val")
 def hardtanh(x, *, min_val, max_val):
     """f(x) = clamp(x, min_val, max_val)."""
     return F.hardtanh(x, min_val, max_val)
@@ -203,7 +204,7 @@ def _(*, min_val, max_val):
     return Interval(min_val, max_val, closed_lo=False, closed_hi=False)
 
 
-@register_forward("hardsigmoid")
+@register_forward("hardsigmoid", flat=False, relu_like=True)
 def hardsigmoid(x):
     """f(x) = relu6(x + 3) / 6."""
     return F.hardsigmoid(x)
@@ -215,7 +216,7 @@ def _():
     return Interval(-3.0, 3.0, closed_lo=False, closed_hi=False)
 
 
-@register_forward("hardswish")
+@register_forward("hardswish", flat=False, relu_like=True)
 def hardswish(x):
     """f(x) = x relu6(x + 3) / 6 (Howard et al. 2019)."""
     return F.hardswish(x)
@@ -227,7 +228,7 @@ def _(x):
     return torch.where(x < -3, 0.0, torch.where(x > 3, 1.0, (2 * x + 3) / 6))
 
 
-@register_forward("step")
+@register_forward("step", flat=True, relu_like=True)
 def step(x):
     """f(x) = 1[x > 0] (Heaviside), in the input dtype."""
     if kernels.usable(x):
@@ -247,7 +248,7 @@ def _(**_):
     return 0.0
 
 
-@register_forward("sign")
+@register_forward("sign", flat=True, relu_like=False)
 def sign(x):
     """f(x) = sign(x) in {-1, 0, 1}."""
     return torch.sign(x)

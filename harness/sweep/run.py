@@ -33,7 +33,6 @@ from harness.errors import ConfigError
 from harness.store import layout
 from harness.store.keys import code_hash, config_id, run_key, run_label
 from harness.store.record import SCHEMA_VERSION, write_record
-from harness.train.diagnostics import FLAT_FORWARDS
 
 from .loggers import make_logger
 from .resolve import check_config, check_seed, complete_config, group_params, resolve_threads
@@ -85,7 +84,7 @@ def pair_summary(factory: ActFactory, model: Any = None) -> dict[str, Any]:
         "stochastic": spec.rule.stochastic,
         "label": label,
         "used": used,
-        "flat": spec.forward.name in FLAT_FORWARDS,  # exact gradient zero almost everywhere (step, sign)
+        "flat": spec.forward.flat,  # exact gradient zero almost everywhere (step, sign)
     }
 
 

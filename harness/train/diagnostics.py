@@ -22,12 +22,7 @@ from typing import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from harness.activations import ActivationPair, PairSpec, RandomSource, make_pair
-
-#: Forwards whose output is exactly zero on a half-line, so sparsity and dead units mean something.
-RELU_LIKE: frozenset[str] = frozenset({"relu", "relu6", "step", "hardsigmoid", "hardswish"})
-#: Forwards that are flat almost everywhere: their exact derivative is 0.
-FLAT_FORWARDS: frozenset[str] = frozenset({"step", "sign"})
+from harness.activations import ActivationPair, BoundForward, PairSpec, RandomSource, make_pair
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -218,7 +213,7 @@ def gradient_fidelity(model: nn.Module, loss_fn: LossFn, xb: Tensor, yb: Tensor)
     with exact_specs(model):
         exact_described = sorted({m.spec.describe() for _, m in pairs})
         g_exact = layer_gradients(model, loss_fn, xb, yb)
-    flat = any(m.spec.forward.name in FLAT_FORWARDS for _, m in pairs)
+    flat = any(m.spec.forward.flat for _, m in pairs)  # a property of the forward's definition
     zero_note = "exact gradient is zero (flat forward)" if flat else "exact gradient is zero"
 
     named = [(n, p) for n, p in model.named_parameters() if n in g_pair or n in g_exact]
@@ -265,7 +260,7 @@ def gradient_norms(model: nn.Module) -> dict[str, float]:
 class _UnitTally:
     """Zero counts and per-unit 'ever non-zero' masks of one pair module, over all its calls."""
 
-    def __init__(self, forward: str):
+    def __init__(self, forward: BoundForward):
         self.forward = forward
         self.zeros = 0
         self.elements = 0
@@ -289,8 +284,8 @@ class _UnitTally:
         units = sum(m.numel() for m in self.alive.values())
         dead = sum(int((~m).sum()) for m in self.alive.values())
         return {
-            "forward": self.forward,
-            "relu_like": self.forward in RELU_LIKE,
+            "forward": self.forward.name,
+            "relu_like": self.forward.relu_like,
             "sparsity": self.zeros / self.elements if self.elements else None,
             "dead_fraction": dead / units if units else None,
             "units": units,
@@ -306,7 +301,7 @@ def activation_stats(model: nn.Module, xb: Tensor, unit_dim: int | str = "auto")
 
     Per pair module: "sparsity" = fraction of outputs exactly 0; "dead_fraction" = fraction of
     units that are 0 for every sample of the batch (units: features of (N, F), channels of
-    (N, C, ...)). "relu_like" marks forwards that are exactly zero on a half-line (RELU_LIKE),
+    (N, C, ...)). "relu_like" marks forwards that are exactly zero on a half-line (the forward's property),
     where both numbers mean something; they are computed for every pair anyway.
 
     `unit_dim="auto"` takes dim 1, except that a rank >= 3 output of a pair fed directly by an
@@ -330,7 +325,7 @@ def activation_stats(model: nn.Module, xb: Tensor, unit_dim: int | str = "auto")
             dim = unit_dim
             if dim == "auto":
                 dim = -1 if output.dim() >= 3 and args and args[0] is last_linear[0] else 1
-            tallies.setdefault(name, _UnitTally(module.spec.forward.name)).add(output, int(dim))
+            tallies.setdefault(name, _UnitTally(module.spec.forward)).add(output, int(dim))
 
         return hook
 
@@ -361,6 +356,6 @@ def activation_stats(model: nn.Module, xb: Tensor, unit_dim: int | str = "auto")
 
 
 __all__ = [
-    "FLAT_FORWARDS", "RELU_LIKE", "activation_stats", "exact_specs", "gradient_fidelity",
+    "activation_stats", "exact_specs", "gradient_fidelity",
     "gradient_norms", "layer_gradients", "pair_modules", "parameters_through_pairs",
 ]

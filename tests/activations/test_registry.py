@@ -11,7 +11,7 @@ from harness.registry import Registry
 def softsign_and_hat():
     """Register a forward and a rule for the duration of one test."""
 
-    @register_forward("softsign_test")
+    @register_forward("softsign_test", flat=False, relu_like=False)
     def softsign(x):
         """f(x) = x / (1 + |x|)."""
         return x / (1 + x.abs())
@@ -50,7 +50,7 @@ def test_new_entries_become_hydra_options(softsign_and_hat):
 
 def test_registering_twice_or_without_storage_kind_fails():
     with pytest.raises(ValueError, match="already registered"):
-        register_forward("relu")(lambda x: x)
+        register_forward("relu", flat=False, relu_like=True)(lambda x: x)
     with pytest.raises(ValueError, match="say what it saves"):
         register_rule("nosave_test")(lambda x: x)
 
