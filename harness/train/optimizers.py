@@ -11,10 +11,20 @@ results are bit-identical to using torch directly:
 * ``adam``    -- lr, betas, eps, weight_decay
 * ``adamw``   -- lr, betas, eps, weight_decay (decoupled decay)
 * ``rmsprop`` -- lr, alpha, momentum, eps, weight_decay
+
+Implementation: every optimizer is built with ``foreach=True`` where its torch class has it (all
+four here): one multi-tensor call per update op instead of one Python-level op per parameter. On
+CPU that is torch's per-tensor loop in C++, bit-identical to the default single-tensor path
+(tested here for all four, float32 and float64) and about 13 % faster on the MNIST-1D MLP's Adam
+step; on CUDA it is what torch picks by default anyway. ``fused=True`` (an optional setting, not
+in the yaml files, so it enters a run's key only when given: ``+optimizer.fused=true``) uses
+torch's fused kernel (Adam, AdamW, SGD): about 2.7x faster again on CPU, but it rounds differently,
+so a run's losses differ from the default's after a few steps (float64: by about 1e-15).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +35,10 @@ from torch import nn
 from harness.errors import ParameterError
 from harness.registry import Param, Registry
 
-from .settings import check_setting, reject_unknown
+from .settings import boolean, check_setting, reject_unknown
 
-__all__ = ["OPTIMIZERS", "OptimizerEntry", "build_optimizer", "optimizer_defaults", "register_optimizer"]
+__all__ = ["OPTIMIZERS", "OptimizerEntry", "build_optimizer", "implementation_flags", "optimizer_defaults",
+           "register_optimizer"]
 
 
 @dataclass(frozen=True)
@@ -55,13 +66,27 @@ def optimizer_defaults(name: str) -> dict[str, Any]:
     return {key: param.default for key, param in OPTIMIZERS.get(name).settings.items()}
 
 
-def build_optimizer(name: str, parameters: Any, **params: Any) -> torch.optim.Optimizer:
+def implementation_flags(cls: type[torch.optim.Optimizer], ctx: str, fused: bool = False) -> dict[str, bool]:
+    """The implementation keywords for ``cls``: ``fused=True`` when asked for, else ``foreach=True``
+    where the class takes it (nothing for a class with neither, e.g. a custom optimizer)."""
+    accepted = inspect.signature(cls.__init__).parameters
+    if fused:
+        if "fused" not in accepted:
+            raise ParameterError(f"{ctx}: fused=True, but torch's {cls.__name__} has no fused implementation; "
+                                 "drop fused (the default foreach implementation is used)")
+        return {"fused": True}
+    return {"foreach": True} if "foreach" in accepted else {}
+
+
+def build_optimizer(name: str, parameters: Any, *, fused: bool = False, **params: Any) -> torch.optim.Optimizer:
     """Build the optimizer registered as ``name`` over ``parameters`` with settings ``params``.
 
     Args:
         name: registry key (case-insensitive), one of ``OPTIMIZERS.names()``.
         parameters: what ``torch.optim`` accepts (an iterable of tensors or of param-group dicts);
             an ``nn.Module`` is also accepted and means ``module.parameters()``.
+        fused: use torch's fused kernel (Adam, AdamW, SGD) instead of the default foreach
+            implementation: faster, but it rounds differently (see the module docstring).
         **params: optimizer settings; omitted ones take the declared defaults. Sequences such as
             ``betas`` may be lists (Hydra/OmegaConf produces lists) or tuples.
 
@@ -77,9 +102,10 @@ def build_optimizer(name: str, parameters: Any, **params: Any) -> torch.optim.Op
                 for key, param in entry.settings.items()}
     if entry.check is not None:
         entry.check(ctx, **settings)
+    flags = implementation_flags(entry.cls, ctx, boolean(ctx, "fused", fused))
     if isinstance(parameters, nn.Module):
         parameters = parameters.parameters()
-    return entry.cls(parameters, **settings)
+    return entry.cls(parameters, **settings, **flags)
 
 
 # --------------------------------------------------------------------------------------------

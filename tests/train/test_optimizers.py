@@ -215,3 +215,46 @@ def test_duplicate_registration_rejected():
 def test_unknown_name_suggestion_ignores_case():
     with pytest.raises(ValueError, match=r"Unknown optimizer 'Sgdd'\. Did you mean 'sgd'"):
         build_optimizer("Sgdd", _params())
+
+
+def _train_mlp(opt_factory, steps: int = 25, dtype=torch.float32) -> list[torch.Tensor]:
+    """A few steps of a small MLP (several parameter tensors of different shapes) on random data."""
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)).to(dtype)
+    opt = opt_factory(model.parameters())
+    for _ in range(steps):
+        x, y = torch.randn(32, 8, generator=gen, dtype=dtype), torch.randint(0, 3, (32,), generator=gen)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize(("name", "ours", "cls", "theirs"), CASES, ids=IDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_default_foreach_implementation_is_bit_identical_to_torch_default(name, ours, cls, theirs, dtype):
+    """The default (foreach) implementation trains to exactly torch's default single-tensor result."""
+    got = _train_mlp(lambda p: build_optimizer(name, p, **ours), dtype=dtype)
+    want = _train_mlp(lambda p: cls(p, **theirs, foreach=False), dtype=dtype)
+    assert build_optimizer(name, [torch.nn.Parameter(torch.zeros(2))], **ours).param_groups[0]["foreach"] is True
+    assert all(torch.equal(g, w) for g, w in zip(got, want))
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_fused_is_opt_in_and_close_to_the_default(name):
+    """fused=True selects torch's fused kernel; it rounds differently, so the result is only close."""
+    opt = build_optimizer(name, [torch.nn.Parameter(torch.zeros(2))], fused=True)
+    assert opt.param_groups[0]["fused"] is True and not opt.param_groups[0]["foreach"]
+    fused = _train_mlp(lambda p: build_optimizer(name, p, fused=True), steps=5, dtype=torch.float64)
+    default = _train_mlp(lambda p: build_optimizer(name, p), steps=5, dtype=torch.float64)
+    assert all(torch.allclose(f, d, rtol=0, atol=1e-12) for f, d in zip(fused, default))
+
+
+def test_fused_without_a_fused_kernel_or_not_a_bool_is_rejected():
+    """RMSprop has no fused kernel in torch; fused must be a real boolean."""
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(ParameterError, match="optimizer 'rmsprop': fused=True, but torch's RMSprop has no fused"):
+        build_optimizer("rmsprop", p, fused=True)
+    with pytest.raises(ParameterTypeError, match="optimizer 'adam': fused must be true or false, got 'yes'"):
+        build_optimizer("adam", p, fused="yes")
