@@ -202,7 +202,8 @@ def _train(cfg: dict[str, Any], record: dict[str, Any], out_dir: Path, logger: A
         stage = "training"
         trainer = Trainer(run["model"], run["data"], run["optimizer"], run["scheduler"], run["settings"],
                           generator=run["generator"], log=_safe_log(started_logger, progress),
-                          progress=progress.step if progress is not None else None)
+                          progress=progress.step if progress is not None else None,
+                          phase_timing=cfg.get("phase_timing", False))
         try:
             result = trainer.fit()
         except TrainingInterrupted as stop:

@@ -68,6 +68,8 @@ class StepTimer:
         self._sync = _synchronizer(self.device)
         self._current: dict[str, int] = {}  # ns per phase in the step being measured
         self._steps: list[dict[str, int]] = []  # kept steps (after warm-up), ns per phase
+        self._whole: list[float] = []  # kept add_steps() samples: ns per step (mean over the run of steps)
+        self._whole_steps = 0  # steps in those samples
         self._phase_names: list[str] = list(PHASES)
         self._active: str | None = None
         self.steps_seen = 0  # completed steps, warm-up included
@@ -99,6 +101,11 @@ class StepTimer:
         if name not in self._phase_names:
             self._phase_names.append(name)
 
+    @property
+    def synchronizes(self) -> bool:
+        """True on asynchronous devices (CUDA, MPS), where now() waits for queued work."""
+        return self._sync is not None
+
     def sync(self) -> None:
         """Wait for queued device work (no-op on CPU): call before reading the clock."""
         if self._sync is not None:
@@ -119,12 +126,30 @@ class StepTimer:
         """
         if self._active is not None or self._current:
             raise RuntimeError("add_step() cannot be mixed with an open phase() step")
+        if self._whole_steps:
+            raise RuntimeError("add_step() cannot be mixed with add_steps() (whole steps without phases)")
         for name in phase_ns:
             if name not in self._phase_names:
                 self._phase_names.append(name)
         self.steps_seen += 1
         if self.steps_seen > self.warmup_steps:
             self._steps.append(phase_ns)
+
+    def add_steps(self, total_ns: int, count: int = 1) -> None:
+        """Record `count` consecutive whole steps that took `total_ns` together, without phases.
+
+        The cheapest path (two clock reads per step, or per run of steps where the device is only
+        synchronized at the ends): one sample of total_ns / count per call. A run that includes a
+        warm-up step is dropped whole. The phase statistics stay empty (n = 0).
+        """
+        if count < 1:
+            raise ValueError(f"add_steps() needs count >= 1, got {count}")
+        if self._steps or self._current or self._active is not None:
+            raise RuntimeError("add_steps() cannot be mixed with phase-timed steps")
+        self.steps_seen += count
+        if self.steps_seen - count >= self.warmup_steps:
+            self._whole.append(total_ns / count)
+            self._whole_steps += count
 
     def end_step(self) -> None:
         """Close the current step. Warm-up steps are counted but their times are dropped.
@@ -135,6 +160,8 @@ class StepTimer:
             raise RuntimeError(f"end_step() called inside phase {self._active!r}")
         if not self._current:
             return
+        if self._whole_steps:
+            raise RuntimeError("phase() steps cannot be mixed with add_steps() (whole steps without phases)")
         self.steps_seen += 1
         if self.steps_seen > self.warmup_steps:
             self._steps.append(self._current)
@@ -143,14 +170,17 @@ class StepTimer:
     @property
     def steps_timed(self) -> int:
         """Number of steps kept (after warm-up)."""
-        return len(self._steps)
+        return len(self._steps) + self._whole_steps
 
     def samples_ms(self) -> dict[str, list[float]]:
         """Per kept step, in milliseconds: {"step": [...], "<phase>": [...]} for every phase name.
 
         A phase that did not run in a step counts 0 ms there, so all lists have the same length.
-        The step time is the sum of the step's phase times.
+        The step time is the sum of the step's phase times. Steps recorded with add_steps() give
+        one "step" value per call (the mean over its steps) and empty phase lists.
         """
+        if self._whole_steps:
+            return {"step": [ns / _NS_PER_MS for ns in self._whole], **{name: [] for name in self._phase_names}}
         out: dict[str, list[float]] = {"step": [sum(s.values()) / _NS_PER_MS for s in self._steps]}
         for name in self._phase_names:
             out[name] = [s.get(name, 0) / _NS_PER_MS for s in self._steps]

@@ -17,9 +17,11 @@ from torch import Tensor, nn
 
 from harness.activations import compile_model
 from harness.data import BatchIterator, DataSplits
+from harness.errors import ParameterTypeError
 
 from .diagnostics import activation_stats, gradient_fidelity, gradient_norms, preserved_state
 from .memory import PeakMemory, model_saved_memory, saved_bytes_by_activation
+from .step_accounting import PHASES, RunningStats, StepClock
 from .timing import StepTimer
 
 
@@ -136,7 +138,10 @@ class Trainer:
         generator: torch.Generator,
         log: Callable[[dict[str, Any]], None] | None = None,
         progress: Callable[[int], None] | None = None,
+        phase_timing: bool = False,
     ):
+        if not isinstance(phase_timing, bool):
+            raise ParameterTypeError(f"phase_timing must be true or false, got {phase_timing!r}")
         self.model = model
         self.data = data
         self.optimizer = optimizer
@@ -147,6 +152,10 @@ class Trainer:
         self.after_step = getattr(model, "after_step", None)
         self.log = log or (lambda _: None)
         self.progress = progress  # called with the number of steps done, every step (must be cheap)
+        # Forward/backward/optimizer times per step (four synchronized clock reads a step) instead
+        # of whole steps only (two unsynchronized reads; on CUDA/MPS one synchronized read per ten
+        # steps): a setting because the split costs a little on small models and serialises GPUs.
+        self.phase_timing = phase_timing
         self.device = data.x_train.device
         self.batches = BatchIterator(data.x_train, data.y_train, settings.batch_size, generator=generator)
         self.total_steps = settings.steps if settings.steps is not None else settings.epochs * len(self.batches)
@@ -192,58 +201,63 @@ class Trainer:
             saved = saved_bytes_by_activation(model, lambda: loss_fn(model(xb0), yb0))
             model_memory = model_saved_memory(model, lambda: loss_fn(model(xb0), yb0))
         result.metrics["memory"] = {"saved_bytes_per_step": saved, "model": model_memory}
-        # Training loss and correct counts accumulate on the device: no host sync per step (on a
+        # Loss and accuracy accumulate on the device (RunningStats): no host sync per step (on a
         # GPU an .item() every step would serialise the pipeline). A NaN/inf loss poisons the sum,
         # which is checked every DIVERGENCE_CHECK_EVERY steps.
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        window_start = 0
+        stats = RunningStats(self.device)
         # Wall-clock figures go to metrics["speed"] only (curves and the rest stay reproducible):
         # training seconds so far (steps only, no evaluation or probes) at each evaluation.
-        best_acc, best_step, target_step, target_s, train_ns, eval_train_s = -1.0, None, None, None, 0, []
+        best_acc, best_step, target_step, target_s, eval_train_s = -1.0, None, None, None, []
         target = s.target_acc if s.target_acc is not None else dict(s.target_by_dataset).get(self.data.name)
-        first_step_s = None
-        stream = self.batches.forever()
+        # The hot loop reads only locals: each attribute or global lookup is a few tens of ns, and
+        # a small model's step is short enough for them to add up (README, "Speed").
+        clock = StepClock(timer, self.phase_timing)
+        phases, now = clock.mode == PHASES, timer.now
+        next_batch = self.batches.forever().__next__
+        step_fn, compute_loss, after_step, progress = self.step_fn, loss_fn, self.after_step, self.progress
+        opt_step, scheduler_step = opt.step, self.scheduler.step
+        # Gradients are cleared by dropping them, as opt.zero_grad(set_to_none=True) does, without
+        # its per-call profiler scope and group loop (about 8 us a step on this machine).
+        params = [p for group in opt.param_groups for p in group["params"]]
+        total, eval_every, check_every = self.total_steps, s.eval_every, DIVERGENCE_CHECK_EVERY
         wall_start = time.perf_counter()
         peak = PeakMemory(self.device)
         peak.start()
-        now = timer.now
         step = 0
         loss_bound, first_loss = None, None
         try:
-            for step in range(self.total_steps):
+            for step in range(total):
                 diagnose_now = step in diag_steps
                 if diagnose_now:
                     self._diagnose(result, step)
-                xb, yb = next(stream)
-                t0 = now()
-                logits = self.step_fn(xb)
-                loss = loss_fn(logits, yb)
-                t1 = now()
+                xb, yb = next_batch()
+                t0 = clock.start()
+                logits = step_fn(xb)
+                loss = compute_loss(logits, yb)
+                t1 = now() if phases else 0
                 loss.backward()
-                t2 = now()
+                t2 = now() if phases else 0
                 if diagnose_now:
+                    t_diag = now()
                     result.diagnostics["grad_norms"].append({"step": step, **gradient_norms(model)})
-                    t2 = now()  # diagnostics are not part of the step
-                opt.step()
-                self.scheduler.step()
-                opt.zero_grad(set_to_none=True)
-                if self.after_step is not None:
-                    self.after_step()
-                t3 = now()
-                timer.add_step(forward=t1 - t0, backward=t2 - t1, optimizer=t3 - t2)
-                train_ns += t3 - t0
-                if first_step_s is None:
-                    first_step_s = (t3 - t0) / 1e9
-                loss_sum += loss.detach()
-                correct += (logits.argmax(1) == yb).sum()  # argmax carries no grad
+                    clock.skip(now() - t_diag)  # diagnostics are not part of the step
+                opt_step()
+                scheduler_step()
+                for p in params:
+                    p.grad = None
+                if after_step is not None:
+                    after_step()
+                clock.end(t0, t1, t2)
+                stats.add(loss, logits, yb)
                 done = step + 1
                 if loss_bound is None:  # one host sync, once: the bound is relative to the first loss
                     first_loss = float(loss.detach())
                     loss_bound = s.divergence_factor * max(abs(first_loss), 1e-3) if math.isfinite(first_loss) else -math.inf
-                evaluate_now = done % s.eval_every == 0 or done == self.total_steps
-                if evaluate_now or done % DIVERGENCE_CHECK_EVERY == 0:
-                    mean_loss = float(loss_sum) / (done - window_start)
+                evaluate_now = done % eval_every == 0 or done == total
+                if evaluate_now or done % check_every == 0 or done in diag_steps:
+                    clock.close()  # the loop leaves the steps here (windows mode: one device sync)
+                if evaluate_now or done % check_every == 0:
+                    mean_loss = stats.mean_loss()
                     if not mean_loss <= loss_bound:  # NaN compares false: caught here too
                         result.status = "diverged"
                         result.metrics["diverged_by_step"] = done  # first check that saw it
@@ -251,22 +265,17 @@ class Trainer:
                                                         "first_loss": first_loss, "factor": s.divergence_factor}
                         step = done  # steps completed
                         break
-                if self.progress is not None:
-                    self.progress(done)
+                if progress is not None:
+                    progress(done)
                 if evaluate_now:
-                    n_steps = done - window_start
-                    train_loss = loss_sum.item() / n_steps
-                    train_acc = correct.item() / (n_steps * s.batch_size)
+                    train_loss, train_acc = stats.take(s.batch_size)
                     self._evaluate(result, done, train_loss, train_acc)
-                    eval_train_s.append(train_ns / 1e9)
-                    loss_sum.zero_()
-                    correct.zero_()
-                    window_start = done
+                    eval_train_s.append(clock.train_ns / 1e9)
                     acc = result.curves["test_acc"][-1]
                     if acc > best_acc:
                         best_acc, best_step = acc, done
                     if target_step is None and target is not None and acc >= target:
-                        target_step, target_s = done, train_ns / 1e9
+                        target_step, target_s = done, clock.train_ns / 1e9
             else:
                 step = self.total_steps
                 if self.total_steps in diag_steps:
@@ -276,6 +285,8 @@ class Trainer:
         result.steps_done = step if result.status != "ok" else self.total_steps
         wall = time.perf_counter() - wall_start
         speed = timer.summary()
+        speed["timing"] = clock.mode  # phases | steps | windows (see harness/train/step_accounting.py)
+        first_step_s = clock.first_step_s
         median_step_ms = (speed.get("step_ms") or {}).get("median")
         speed["samples_per_s"] = s.batch_size / (median_step_ms / 1000.0) if median_step_ms else None
         speed["wall_time_s"] = wall

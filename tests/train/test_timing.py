@@ -176,3 +176,20 @@ def test_real_clock_training_loop_structure():
     samples = timer.samples_ms()
     for i in range(3):
         assert samples["step"][i] == pytest.approx(sum(samples[p][i] for p in PHASES))
+
+
+def test_whole_steps_without_phases_give_step_statistics_only():
+    """add_steps(): one sample per call (mean per step); a run touching the warm-up is dropped."""
+    timer = StepTimer("cpu", warmup_steps=2)
+    timer.add_steps(5_000_000, 1)   # warm-up step 1: dropped
+    timer.add_steps(8_000_000, 2)   # steps 2-3: includes warm-up step 2, dropped whole
+    timer.add_steps(6_000_000, 3)   # 2 ms per step
+    timer.add_steps(4_000_000, 1)   # 4 ms
+    s = timer.summary()
+    assert (s["steps_seen"], s["steps_timed"]) == (7, 4)
+    assert s["step_ms"]["n"] == 2 and s["step_ms"]["median"] == pytest.approx(3.0)
+    assert all(s[f"{p}_ms"]["n"] == 0 and s[f"{p}_ms"]["median"] is None for p in PHASES)
+    with pytest.raises(RuntimeError, match="cannot be mixed"):
+        timer.add_step(forward=1, backward=1, optimizer=1)
+    with pytest.raises(ValueError, match="count >= 1"):
+        timer.add_steps(1, 0)
