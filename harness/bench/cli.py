@@ -3,6 +3,12 @@
     harness-bench [--pairs relu/rectangular relu/b_silu ...] [--quick] [--threads 1,all]
                   [--shapes flat,conv] [--compile] [--json OUT] [--compare BASELINE.json]
                   [--threshold 0.25] [--retries 2]
+                  [--macro [--macro-only] [--macro-models mlp,cnn1d,mlp-1024] [--macro-modes eager,compile]
+                   [--macro-repeats N]]
+
+With --macro the macro rows (training steps, harness trainer vs a hand-written loop) are
+measured too, stored under "macro" in the JSON and, with --compare, compared with the
+baseline's "macro" rows the same way (key: candidate, model, threads, mode).
 
 Exit status: 0 fine; 1 a pair's ratio stayed worse than the baseline by more than the
 threshold after re-measuring; 2 bad arguments or an unreadable baseline.
@@ -18,13 +24,14 @@ from typing import Any, Callable, TextIO
 from harness.allocator import keep_freed_memory
 
 from . import compare as cmp
+from .macro import MODELS, MacroConfig, format_macro, quick_macro_config, restrict_macro, run_macro
 from .micro import MIN_REPEATS, MicroConfig, quick_config, restrict, run_micro
 from .results import (
     environment, format_notes, format_table, load_document, machine_kind, make_document, median_run_entries, write_document,
 )
 from .specs import DEFAULT_PAIRS, parse_pairs, parse_shapes, parse_threads
 
-# A measurer turns a config into entries; the CLI's default is run_micro. Tests inject fakes.
+# A measurer turns a config into entries; the CLI's defaults are run_micro and run_macro. Tests inject fakes.
 Measurer = Callable[..., list[dict[str, Any]]]
 
 
@@ -59,8 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default; robust to neighbours on shared machines), 'median' = median of per-round ratios")
     p.add_argument("--retries", type=int, default=2, help="re-measure a suspicious pair up to this many times (default 2)")
     p.add_argument("--macro", action="store_true",
-                   help="also run the macro benchmark: training steps/s of the MNIST-1D MLP and CNN, harness "
-                        "trainer vs a hand-written loop, relu/rectangular vs relu/exact (about a minute)")
+                   help="also run the macro benchmark: training steps/s of the MNIST-1D MLP, CNN and a width-1024 "
+                        "MLP, eager and compiled, harness trainer vs a hand-written native-ReLU loop (a few "
+                        "minutes; with --quick: MLP and CNN eager, MLP compiled, under a minute)")
+    p.add_argument("--macro-only", action="store_true",
+                   help="run only the macro benchmark (implies --macro; --compare then checks the macro rows only)")
+    p.add_argument("--macro-models", default=None, help=f"macro models, e.g. 'mlp,cnn1d' (known: {', '.join(MODELS)})")
+    p.add_argument("--macro-modes", default=None, help="macro modes: eager and/or compile, e.g. 'eager'")
+    p.add_argument("--macro-repeats", type=int, default=None,
+                   help="macro rounds (default 11, 7 with --quick)")
     p.add_argument("--system-malloc", action="store_true",
                    help="keep glibc's default malloc thresholds (by default they are raised so that no candidate "
                         "page-faults fresh memory on each call; see harness/allocator.py)")
@@ -95,6 +109,47 @@ def config_from_args(args: argparse.Namespace) -> MicroConfig:
     return replace(MicroConfig(), **overrides)
 
 
+def _names(text: str, flag: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ValueError(f"{flag} needs at least one name")
+    return names
+
+
+def macro_config_from_args(args: argparse.Namespace) -> MacroConfig | None:
+    """The MacroConfig asked for (None without --macro); raises ValueError with a readable message."""
+    if not (args.macro or args.macro_only):
+        return None
+    config = quick_macro_config() if args.quick else MacroConfig()
+    models = _names(args.macro_models, "--macro-models") if args.macro_models else None
+    modes = _names(args.macro_modes, "--macro-modes") if args.macro_modes else None
+    if models or modes:  # every named model in every named mode (the preset's where one is not named)
+        models = models or list(dict.fromkeys(m for m, _ in config.groups))
+        modes = modes or list(dict.fromkeys(mode for _, mode in config.groups))
+        config = replace(config, groups=tuple((m, mode) for mode in modes for m in models))  # validates names
+    if args.macro_repeats is not None:
+        if args.macro_repeats < 3:
+            raise ValueError("--macro-repeats must be >= 3 (a median of fewer rounds is too noisy to compare)")
+        config = replace(config, repeats=args.macro_repeats)
+    return config
+
+
+def remeasure_macro_with(measurer: Measurer, config: MacroConfig, log: Callable[[str], None]):
+    """The re-measurement callback for the macro rows: only the suspicious keys' (model, mode)
+    groups, with twice (then three times, ...) the rounds."""
+
+    def remeasure(keys: list[cmp.Key], attempt: int) -> list[dict[str, Any]]:
+        """Fresh macro entries for `keys` (attempt 1, 2, ...: 2x, 3x, ... the rounds)."""
+        groups = {(k[1], k[3]) for k in keys}
+        narrowed = restrict_macro(config, groups, repeats=config.repeats * (attempt + 1))
+        log(f"re-measuring {len(keys)} suspicious macro entr{'y' if len(keys) == 1 else 'ies'} "
+            f"(attempt {attempt}, {narrowed.repeats} rounds): {', '.join(sorted(f'{m} {mode}' for m, mode in groups))}")
+        wanted = set(keys)
+        return [e for e in measurer(narrowed, log) if cmp.entry_key(e) in wanted]
+
+    return remeasure
+
+
 def remeasure_with(measurer: Measurer, config: MicroConfig, log: Callable[[str], None]):
     """The re-measurement callback for compare_with_retries: only the suspicious keys' pairs,
     shapes and thread settings, with twice (then three times, ...) the repeats, no peers, and
@@ -114,10 +169,37 @@ def remeasure_with(measurer: Measurer, config: MicroConfig, log: Callable[[str],
     return remeasure
 
 
-def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, out: TextIO | None = None) -> int:
-    """Run the benchmark; returns the exit status (see module doc). `measurer` replaces run_micro (tests)."""
+def _repeat(runs: int, measure: Callable[[], list[dict[str, Any]]], log: Callable[[str], None],
+            what: str) -> list[list[dict[str, Any]]]:
+    """`runs` whole measurements (--runs), logged when there is more than one."""
+    out = []
+    for i in range(runs):
+        if runs > 1:
+            log(f"{what} run {i + 1}/{runs}")
+        out.append(measure())
+    return out
+
+
+def _compare(args: argparse.Namespace, doc: dict[str, Any], key: str, what: str, baseline: list[dict[str, Any]],
+             entries: list[dict[str, Any]], remeasure, out: TextIO) -> int:
+    """Compare one section with the baseline, print the verdict, store it under doc[key]; the exit status."""
+    comparisons = cmp.compare_with_retries(baseline, entries, remeasure, threshold=args.threshold,
+                                           retries=args.retries, stat=args.compare_stat)
+    print(f"\ncomparison of the {what} with {args.compare} (ratio vs reference, {cmp.ratio_field(args.compare_stat)}; "
+          f"threshold {args.threshold:.0%}, retries {args.retries}):", file=out)
+    print(cmp.format_comparison(comparisons, args.threshold), file=out)
+    doc[key] = {"baseline": str(args.compare), "stat": args.compare_stat, "field": cmp.ratio_field(args.compare_stat),
+                "threshold": args.threshold, "retries": args.retries, "results": [c.to_json() for c in comparisons]}
+    return cmp.exit_code(comparisons)
+
+
+def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, macro_measurer: Measurer | None = None,
+         out: TextIO | None = None) -> int:
+    """Run the benchmark; returns the exit status (see module doc). `measurer` and
+    `macro_measurer` replace run_micro and run_macro (tests)."""
     out = out or sys.stdout
     measurer = measurer or run_micro
+    macro_measurer = macro_measurer or run_macro
     args = build_parser().parse_args(argv)
 
     def log(msg: str) -> None:
@@ -126,35 +208,34 @@ def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, out
 
     try:
         config = config_from_args(args)
+        macro_config = macro_config_from_args(args)
         baseline = load_document(args.compare) if args.compare else None
     except ValueError as exc:  # includes the library's UnknownNameError / ParameterError
         print(f"harness-bench: error: {exc}", file=sys.stderr)
         return 2
 
     env = environment()
-    if measurer is run_micro and not args.system_malloc:  # a real measurement (tests inject fakes)
+    real = (macro_measurer is run_macro) if args.macro_only else (measurer is run_micro)  # tests inject fakes
+    if real and not args.system_malloc:
         env["malloc"] = keep_freed_memory()
     kind = args.machine_kind or machine_kind()
     if baseline is not None and baseline.get("machine_kind") != kind:
         log(f"warning: baseline is for machine kind {baseline.get('machine_kind')!r}, this machine is {kind!r}; "
             "ratios may not be comparable")
     start = time.perf_counter()
-    runs = []
-    for i in range(args.runs):
-        if args.runs > 1:
-            log(f"run {i + 1}/{args.runs}")
-        runs.append(measurer(config, log))
-    entries = median_run_entries(runs, args.compare_stat)
+    entries: list[dict[str, Any]] = []
+    if not args.macro_only:
+        entries = median_run_entries(_repeat(args.runs, lambda: measurer(config, log), log, "micro"), args.compare_stat)
+        print(format_table(entries), file=out)
+        print(format_notes(), file=out)
+        compile_rows = [e for e in entries if e.get("compile_time_s") is not None]
+        if compile_rows:
+            seen: dict[str, float] = {}
+            for e in compile_rows:
+                seen.setdefault(f"{e['pair']} [{e['shape']}]", e["compile_time_s"])
+            print("compile time (first fwd+bwd call, excluded from the timings): "
+                  + ", ".join(f"{k} {v:.1f} s" for k, v in seen.items()), file=out)
     elapsed = time.perf_counter() - start
-    print(format_table(entries), file=out)
-    print(format_notes(), file=out)
-    compile_rows = [e for e in entries if e.get("compile_time_s") is not None]
-    if compile_rows:
-        seen: dict[str, float] = {}
-        for e in compile_rows:
-            seen.setdefault(f"{e['pair']} [{e['shape']}]", e["compile_time_s"])
-        print("compile time (first fwd+bwd call, excluded from the timings): "
-              + ", ".join(f"{k} {v:.1f} s" for k, v in seen.items()), file=out)
     print(f"measured in {elapsed:.1f} s", file=out)
 
     settings = {**config.to_json(), "runs": args.runs}
@@ -162,26 +243,25 @@ def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, out
     if any((e.get("contention") or {}).get("contended") for e in entries):
         log("note: some multi-thread rows were measured under contention (all* in the table); "
             "for a baseline, rerun when the machine is quieter")
-    if args.macro:
-        from .macro import format_macro, run_macro
-
-        macro_entries = run_macro(log=log)
-        print("\nmacro: training steps/s (1 thread, interleaved rounds; ratios are medians of per-round ratios)", file=out)
+    macro_entries: list[dict[str, Any]] = []
+    if macro_config is not None:
+        macro_start = time.perf_counter()
+        macro_entries = median_run_entries(_repeat(args.runs, lambda: macro_measurer(macro_config, log), log, "macro"),
+                                           args.compare_stat)
+        print(f"\nmacro: training steps ({macro_config.threads} thread(s), {macro_config.repeats} interleaved rounds; "
+              "ratios are medians of per-round time ratios; min = min/min over the rounds)", file=out)
         print(format_macro(macro_entries), file=out)
+        print(f"macro measured in {time.perf_counter() - macro_start:.1f} s", file=out)
         doc["macro"] = macro_entries
+        doc["settings"]["macro"] = macro_config.to_json()
     status = 0
     if baseline is not None:
-        comparisons = cmp.compare_with_retries(
-            baseline["entries"], entries, remeasure_with(measurer, config, log),
-            threshold=args.threshold, retries=args.retries, stat=args.compare_stat,
-        )
-        print(f"\ncomparison with {args.compare} (ratio vs native reference, {cmp.ratio_field(args.compare_stat)}; "
-              f"threshold {args.threshold:.0%}, retries {args.retries}):", file=out)
-        print(cmp.format_comparison(comparisons, args.threshold), file=out)
-        doc["comparison"] = {"baseline": str(args.compare), "stat": args.compare_stat, "field": cmp.ratio_field(args.compare_stat),
-                             "threshold": args.threshold, "retries": args.retries,
-                             "results": [c.to_json() for c in comparisons]}
-        status = cmp.exit_code(comparisons)
+        if not args.macro_only:
+            status = max(status, _compare(args, doc, "comparison", "pairs", baseline["entries"], entries,
+                                          remeasure_with(measurer, config, log), out))
+        if macro_config is not None:
+            status = max(status, _compare(args, doc, "macro_comparison", "macro rows", baseline.get("macro") or [],
+                                          macro_entries, remeasure_macro_with(macro_measurer, macro_config, log), out))
     if args.json:
         write_document(doc, args.json)
         print(f"wrote {args.json}", file=out)

@@ -69,8 +69,9 @@ def entry_contended(entry: dict[str, Any]) -> bool:
 
 
 def comparable(entry: dict[str, Any]) -> bool:
-    """Only the harness's own pairs gate CI; peers (other packages) are informational."""
-    return entry.get("kind", "pair") == "pair"
+    """The harness's own pairs and macro rows (training steps, harness/macro.py) gate CI; peers
+    (other packages) are informational."""
+    return entry.get("kind", "pair") in ("pair", "macro")
 
 
 def classify(baseline: float | None, current: float | None, threshold: float) -> str:

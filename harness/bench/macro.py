@@ -1,18 +1,31 @@
-"""Macro benchmark: training steps/s of whole models, harness trainer against a hand-written loop.
+"""Macro benchmark: whole training steps, the harness trainer against a hand-written loop.
 
-For each model (MNIST-1D MLP and CNN by default) these candidates run side by side,
-interleaved (harness.bench.timing), each for `steps` training steps per round:
+Per (model, mode) group these candidates run side by side, interleaved in a fresh random order
+each round (harness.bench.timing), each for the model's number of training steps per round:
 
-- `hand/exact`: a minimal PyTorch loop (index batching, forward, loss, backward, step) with
-  our relu/exact pair: the floor any trainer could reach with this model and data.
-- `harness/exact`: the harness Trainer on the same model and data (evaluation only once at the
-  end, diagnostics off), so `harness_overhead = time(harness/exact) / time(hand/exact) - 1`.
-- `harness/native`: the trainer with torch's own nn.ReLU, i.e. "native exact".
-- `harness/<rule>`: the trainer with relu/<rule> for each rule under test (rectangular by
-  default), reported against relu/exact in the same model.
+- `hand/native`: the reference. The loop a careful user writes by hand: index batching from a
+  permutation, forward, cross-entropy, zero_grad(set_to_none=True), backward, step, with torch's
+  own nn.ReLU and the same optimizer flags as the trainer's default (Adam lr 1e-2,
+  foreach=True), plus one evaluation at the end as the trainer does.
+- `hand/exact` (eager only): the same loop with our relu/exact pair, so the pair's own cost and
+  the trainer's cost can be told apart.
+- `harness/native`, `harness/exact`, `harness/<rule>`: the harness Trainer (evaluation once at
+  the end, diagnostics off, default whole-step timing) with nn.ReLU, relu/exact and relu/<rule>.
+
+Mode `compile` compiles the model's forward (and so its backward, through AOTAutograd) the way
+each side would: the trainer through its own compile path (`trainer.compile`), the hand loop with
+`torch.compile(model)`; the optimizer stays eager in both. Each candidate's first call, where
+compilation happens, runs before the timed rounds and is reported as `compile_time_s`.
+
+Every round trains for the same number of steps; a harness round also runs what `fit()` does
+once per run (two forward passes that count saved bytes, peak memory, the timing summary),
+about 1.5 ms here, which is part of its time. Ratios are per-round ratios against `hand/native`
+of the same group (medians), and min/min over the same rounds (what `--compare` gates on).
 """
 from __future__ import annotations
 
+import time
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import torch
@@ -23,26 +36,103 @@ from harness.activations import ActFactory
 from harness.data import load_dataset
 from harness.measure import median, num_threads, summarize
 from harness.models import build_model
+from harness.train.optimizers import build_optimizer
+from harness.train.schedules import build_scheduler
 from harness.train.trainer import Trainer, TrainerSettings, evaluate
 
 from .timing import interleaved_rounds, round_ratios
 
-DEFAULT_MODELS = ("mlp", "cnn1d")
-DEFAULT_RULES = ("rectangular",)
+REFERENCE = "hand/native"
+MODES = ("eager", "compile")
+# The issue's targets: a harness candidate's time over the hand-written native loop's, eager and compiled.
+TARGET = 1.02
+LR = 1e-2  # Adam, the MNIST-1D setting (the trainer's default optimizer)
 
 
-def _native_factory(forward: str | None = None) -> nn.Module:
-    return {None: nn.ReLU, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}[forward]()
+@dataclass(frozen=True)
+class MacroModel:
+    """A model of the macro benchmark: registry name, its settings, and training steps per round
+    (chosen so that one candidate's round takes a few tenths of a second here)."""
+
+    model: str
+    params: dict[str, Any]
+    steps: int
 
 
-def _make(model_name: str, data, act, seed: int = 0) -> tuple[nn.Module, torch.optim.Optimizer]:
-    torch.manual_seed(seed)
-    model = build_model(model_name, input_shape=data.input_shape, num_classes=data.num_classes, act=act, kind=data.kind)
-    return model, torch.optim.Adam(model.parameters(), lr=1e-2)
+MODELS: dict[str, MacroModel] = {
+    "mlp": MacroModel("mlp", {}, 400),                      # 40-100-100-10, 15k parameters, ~0.5 ms a step
+    "cnn1d": MacroModel("cnn1d", {}, 120),                  # 3 conv layers of 25 channels, ~2 ms a step
+    "mlp-1024": MacroModel("mlp", {"width": 1024}, 20),     # 40-1024-1024-10, 1.1M parameters
+}
 
 
-def hand_loop(model: nn.Module, opt: torch.optim.Optimizer, data, steps: int, batch_size: int, gen: torch.Generator) -> None:
-    """The minimal training loop the harness is measured against (plus one final evaluation)."""
+def _all_groups() -> tuple[tuple[str, str], ...]:
+    return tuple((m, mode) for mode in MODES for m in MODELS)
+
+
+@dataclass(frozen=True)
+class MacroConfig:
+    """What the macro benchmark measures: (model, mode) groups, rules, rounds, steps."""
+
+    groups: tuple[tuple[str, str], ...] = field(default_factory=_all_groups)
+    rules: tuple[str, ...] = ("rectangular",)
+    repeats: int = 11
+    warmup: int = 1
+    threads: int = 1
+    batch_size: int = 100
+    step_scale: float = 1.0  # steps per round = max(1, round(scale * MODELS[m].steps))
+
+    def __post_init__(self):
+        for model, mode in self.groups:
+            if model not in MODELS:
+                raise ValueError(f"unknown macro model {model!r}; known: {', '.join(MODELS)}")
+            if mode not in MODES:
+                raise ValueError(f"unknown macro mode {mode!r}; known: {', '.join(MODES)}")
+        if self.repeats < 1 or self.warmup < 0 or self.threads < 1 or self.batch_size < 1 or not self.step_scale > 0:
+            raise ValueError("macro: need repeats >= 1, warmup >= 0, threads >= 1, batch_size >= 1 and step_scale > 0")
+
+    def steps(self, model: str) -> int:
+        """Training steps per round for `model`."""
+        return max(1, round(self.step_scale * MODELS[model].steps))
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready settings (stored in the benchmark document)."""
+        out = asdict(self)
+        out["groups"] = [list(g) for g in self.groups]
+        out["rules"] = list(self.rules)
+        out["steps"] = {m: self.steps(m) for m in dict.fromkeys(m for m, _ in self.groups)}
+        return out
+
+
+def quick_macro_config(**overrides: Any) -> MacroConfig:
+    """The CI preset (about 40 s here): MLP and CNN eager, MLP compiled, 7 rounds of half the steps."""
+    base = MacroConfig(groups=(("mlp", "eager"), ("cnn1d", "eager"), ("mlp", "compile")), repeats=7, step_scale=0.5)
+    return replace(base, **overrides)
+
+
+def restrict_macro(config: MacroConfig, groups: set[tuple[str, str]], repeats: int) -> MacroConfig:
+    """Only `groups` (kept in the config's order), with `repeats` rounds: for re-measurements."""
+    return replace(config, groups=tuple(g for g in config.groups if g in groups), repeats=repeats)
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def _native_relu() -> nn.Module:
+    return nn.ReLU()
+
+
+def _model(model: str, data, act) -> nn.Module:
+    """The same initial weights for every candidate of a model (seed 0)."""
+    spec = MODELS[model]
+    torch.manual_seed(0)
+    return build_model(spec.model, input_shape=data.input_shape, num_classes=data.num_classes, act=act,
+                       kind=data.kind, **spec.params)
+
+
+def hand_loop(model: nn.Module, forward: Callable, opt: torch.optim.Optimizer, data, steps: int, batch_size: int,
+              gen: torch.Generator) -> None:
+    """The hand-written loop the harness is measured against (plus one final evaluation)."""
     x, y = data.x_train, data.y_train
     n = x.shape[0]
     perm, pos = torch.randperm(n, generator=gen), 0
@@ -51,84 +141,144 @@ def hand_loop(model: nn.Module, opt: torch.optim.Optimizer, data, steps: int, ba
             perm, pos = torch.randperm(n, generator=gen), 0
         idx = perm[pos : pos + batch_size]
         pos += batch_size
-        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss = F.cross_entropy(forward(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     evaluate(model, data.x_test, data.y_test, 2048)
 
 
-def _harness_candidate(model_name: str, data, act, steps: int, batch_size: int) -> Callable[[], Any]:
-    model, opt = _make(model_name, data, act)
-    settings = TrainerSettings(steps=steps, batch_size=batch_size, eval_every=steps, timing_warmup=0, diagnostics_points=0)
+def hand_candidate(model: str, data, act, steps: int, batch_size: int, compile: bool) -> Callable[[], None]:
+    """One round of the hand-written loop; torch's Adam with the trainer's default flags."""
+    net = _model(model, data, act)
+    opt = torch.optim.Adam(net.parameters(), lr=LR, foreach=True)
+    forward = torch.compile(net) if compile else net
     gen = torch.Generator().manual_seed(0)
-
-    def run():
-        from harness.train.schedules import build_scheduler
-
-        Trainer(model, data, opt, build_scheduler("constant", opt, total_steps=steps), settings, generator=gen).fit()
-
-    return run
+    return lambda: hand_loop(net, forward, opt, data, steps, batch_size, gen)
 
 
-def _hand_candidate(model_name: str, data, act, steps: int, batch_size: int) -> Callable[[], Any]:
-    model, opt = _make(model_name, data, act)
-    gen = torch.Generator().manual_seed(0)
-    return lambda: hand_loop(model, opt, data, steps, batch_size, gen)
+def harness_candidate(model: str, data, act, steps: int, batch_size: int, compile: bool) -> Callable[[], Any]:
+    """One round of the harness Trainer (one fit() of `steps` steps), built once."""
+    net = _model(model, data, act)
+    opt = build_optimizer("adam", net, lr=LR)
+    settings = TrainerSettings(steps=steps, batch_size=batch_size, eval_every=steps, timing_warmup=0,
+                               diagnostics_points=0, compile=compile)
+    trainer = Trainer(net, data, opt, build_scheduler("constant", opt, total_steps=steps), settings,
+                      generator=torch.Generator().manual_seed(0))
+    return trainer.fit
 
 
-def run_macro(
-    models: tuple[str, ...] = DEFAULT_MODELS,
-    rules: tuple[str, ...] = DEFAULT_RULES,
-    *,
-    steps: int = 200,
-    repeats: int = 7,
-    warmup: int = 1,
-    threads: int = 1,
-    batch_size: int = 100,
-    log: Callable[[str], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Measure every model; one result entry per (model, candidate) with ratios."""
-    data = load_dataset("mnist1d")
-    entries = []
-    with num_threads(threads):
-        for model_name in models:
-            candidates = {
-                "hand/exact": _hand_candidate(model_name, data, ActFactory("relu", "exact"), steps, batch_size),
-                "harness/exact": _harness_candidate(model_name, data, ActFactory("relu", "exact"), steps, batch_size),
-                "harness/native": _harness_candidate(model_name, data, _native_factory, steps, batch_size),
-            }
-            for rule in rules:
-                candidates[f"harness/{rule}"] = _harness_candidate(model_name, data, ActFactory("relu", rule), steps, batch_size)
+def candidates(model: str, mode: str, rules: tuple[str, ...], data, steps: int, batch_size: int) -> dict[str, Callable]:
+    """The candidates of one group, reference first (builders only: nothing runs here)."""
+    compile = mode == "compile"
+    out: dict[str, Callable[[], Callable]] = {
+        REFERENCE: lambda: hand_candidate(model, data, _native_relu, steps, batch_size, compile),
+    }
+    if not compile:
+        out["hand/exact"] = lambda: hand_candidate(model, data, ActFactory("relu", "exact"), steps, batch_size, False)
+    out["harness/native"] = lambda: harness_candidate(model, data, _native_relu, steps, batch_size, compile)
+    for rule in ("exact", *rules):
+        out[f"harness/{rule}"] = (lambda r: lambda: harness_candidate(model, data, ActFactory("relu", r), steps,
+                                                                      batch_size, compile))(rule)
+    return out
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def _first_calls(builders: dict[str, Callable], log: Callable[[str], None] | None) -> tuple[dict, dict, dict]:
+    """Build each candidate and call it once (compilation happens here): (ready, seconds, errors)."""
+    ready, first_s, errors = {}, {}, {}
+    for name, build in builders.items():
+        try:
+            run = build()
+            start = time.perf_counter()
+            run()
+            first_s[name] = time.perf_counter() - start
+            ready[name] = run
+        except Exception as exc:  # a candidate that cannot run (e.g. compilation fails) is reported, not fatal
+            errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
             if log:
-                log(f"macro: {model_name}, {len(candidates)} candidates x {repeats} rounds of {steps} steps, {threads} thread(s)")
-            samples = interleaved_rounds(candidates, repeats=repeats, warmup=warmup)
-            for name, values in samples.items():
-                entry = {
-                    "kind": "macro", "model": model_name, "candidate": name, "threads": threads, "steps": steps,
-                    "batch_size": batch_size, "seconds": summarize(values),
-                    "steps_per_s": steps / median(values),
-                    "vs_hand_exact": median(values) / median(samples["hand/exact"]),
-                    "vs_hand_exact_rounds": median(round_ratios(values, samples["hand/exact"])),
-                    "vs_harness_exact": median(values) / median(samples["harness/exact"]),
-                    "vs_harness_exact_rounds": median(round_ratios(values, samples["harness/exact"])),
-                }
-                entries.append(entry)
+                log(f"macro: {name} failed: {errors[name]}")
+    return ready, first_s, errors
+
+
+def _entry(model: str, mode: str, name: str, config: MacroConfig, steps: int) -> dict[str, Any]:
+    return {
+        "kind": "macro", "pair": name, "candidate": name, "model": model, "shape": model, "mode": mode,
+        "threads": str(config.threads), "num_threads": config.threads, "steps": steps, "batch_size": config.batch_size,
+        "reference": REFERENCE, "target": TARGET if name.startswith("harness/") else None,
+    }
+
+
+def measure_group(model: str, mode: str, config: MacroConfig, data, log: Callable[[str], None] | None = None) -> list[dict]:
+    """Entries for one (model, mode) group: every candidate, with its ratios or its error."""
+    steps = config.steps(model)
+    builders = candidates(model, mode, config.rules, data, steps, config.batch_size)
+    if log:
+        log(f"macro: {model} {mode}, {len(builders)} candidates x {config.repeats} rounds of {steps} steps, "
+            f"{config.threads} thread(s)")
+    ready, first_s, errors = _first_calls(builders, log)
+    if REFERENCE in errors:
+        ready = {}  # no reference, no ratio
+    samples = interleaved_rounds(ready, repeats=config.repeats, warmup=config.warmup) if ready else {}
+    entries = []
+    for name in builders:
+        entry = _entry(model, mode, name, config, steps)
+        if name not in samples:
+            entry.update(status="error", error=errors.get(name) or f"reference {REFERENCE} failed", ratios={}, seconds=None)
+            entries.append(entry)
+            continue
+        values, ref = samples[name], samples[REFERENCE]
+        per_round = median(round_ratios(values, ref))
+        ratios = {"vs_reference": per_round, "vs_reference_of_mins": min(values) / min(ref),
+                  "vs_reference_of_medians": median(values) / median(ref)}
+        for other in ("hand/exact", "harness/exact"):
+            if other in samples:
+                ratios[f"vs_{other.replace('/', '_')}"] = median(round_ratios(values, samples[other]))
+        compile_s = first_s[name] - median(values) if mode == "compile" else None
+        status = "-" if entry["target"] is None else ("PASS" if per_round <= TARGET else "MISS")
+        entry.update(status=status, error=None, ratios=ratios, seconds=summarize(values),
+                     steps_per_s=steps / median(values), compile_time_s=compile_s)
+        entries.append(entry)
+    return entries
+
+
+def run_macro(config: MacroConfig | None = None, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Measure every group of `config` (default: all models, eager and compiled) at its thread count."""
+    config = config or MacroConfig()
+    data = load_dataset("mnist1d")
+    entries: list[dict[str, Any]] = []
+    with num_threads(config.threads):
+        for model, mode in config.groups:
+            entries.extend(measure_group(model, mode, config, data, log))
     return entries
 
 
 def format_macro(entries: list[dict[str, Any]]) -> str:
-    """A plain-text table of the macro results."""
-    rows = [("model", "candidate", "threads", "steps/s", "vs hand exact", "vs harness exact")]
+    """A plain-text table of the macro results (ratios: medians of per-round time ratios)."""
+    def f(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    rows = [("model", "mode", "candidate", "steps/s", "x hand native", "x hand native min", "x hand exact",
+             "x harness exact", "target", "")]
     for e in entries:
-        rows.append((e["model"], e["candidate"], str(e["threads"]), f"{e['steps_per_s']:.0f}",
-                     f"{e['vs_hand_exact_rounds']:.3f}", f"{e['vs_harness_exact_rounds']:.3f}"))
+        r = e.get("ratios") or {}
+        rows.append((e["model"], e["mode"], e["candidate"], "-" if e.get("steps_per_s") is None else f"{e['steps_per_s']:.0f}",
+                     f(r.get("vs_reference")), f(r.get("vs_reference_of_mins")), f(r.get("vs_hand_exact")),
+                     f(r.get("vs_harness_exact")), "-" if e["target"] is None else f"<={e['target']:.2f}",
+                     e["status"] + (f" ({e['error']})" if e.get("error") else "")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    compiled = [e for e in entries if e.get("compile_time_s") is not None]
+    if compiled:
+        lines.append("compile time (first call, excluded from the timings): "
+                     + ", ".join(f"{e['model']} {e['candidate']} {e['compile_time_s']:.1f} s" for e in compiled))
+    return "\n".join(lines)
 
 
 def main() -> None:  # pragma: no cover - manual entry point: python -m harness.bench.macro
-    """Print the macro table for both models at 1 thread."""
+    """Print the macro table for the default config."""
     print(format_macro(run_macro(log=print)))
 
 
