@@ -320,6 +320,83 @@ def time_to_target_bars(runs: pd.DataFrame, summary: pd.DataFrame, o: SummaryOpt
     return fig
 
 
+def dead_unit_curves(runs: pd.DataFrame, summary: pd.DataFrame, o: SummaryOptions):
+    """Fraction of dead units (zero output on the whole probe batch) of the ReLU-like pairs against
+    training step: mean over seeds, band min..max (SUGAR's dying-ReLU picture)."""
+    ok = runs[runs.status == "ok"]
+    shown, note = _top(summary, o.metric, 10)
+    labels = dict(zip(summary.config_id, pair_labels(summary)))
+    fig, axes = _figure(height=2.4)
+    ax = axes[0, 0]
+    drawn = 0
+    for k, cid in enumerate(shown.config_id):
+        stack = _curve_stack(ok[ok.config_id == cid], "fid_act_step", "fid_dead_fraction")
+        if stack is None or not np.isfinite(stack[1]).any():
+            continue
+        x, ys = stack
+        colour = OKABE_ITO[k % len(OKABE_ITO)]
+        ax.plot(x, np.nanmean(ys, axis=0) * 100, marker="o", markersize=2.5, color=colour, label=labels[cid])
+        if len(ys) > 1:
+            ax.fill_between(x, np.nanmin(ys, axis=0) * 100, np.nanmax(ys, axis=0) * 100, color=colour, alpha=0.15, linewidth=0)
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return "dead units: no configuration has ReLU-like pairs with activation probes"
+    ax.set_xlabel("training step")
+    ax.set_ylabel("dead units (%)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Dead units during training (band: min..max over seeds)" + note)
+    ax.legend(loc="best", fontsize=5)
+    return fig
+
+
+def _weight_norms(group: pd.DataFrame, column: str) -> tuple[list[str], np.ndarray] | None:
+    """(weight names, array runs x layers) of one configuration's gradient norms, or None."""
+    rows = [(names, norms) for names, norms in zip(group["gn_param"], group[column])
+            if isinstance(names, list) and isinstance(norms, list) and len(names) == len(norms)]
+    if not rows:
+        return None
+    names = rows[0][0]
+    keep = [i for i, n in enumerate(names) if n.endswith("weight")]
+    stack = np.array([[norms[i] for i in keep] for n, norms in rows if n == names], dtype=float)
+    return [names[i] for i in keep], stack
+
+
+def layer_gradient_norms(runs: pd.DataFrame, summary: pd.DataFrame, o: SummaryOptions):
+    """Gradient norm of every weight matrix against its depth (input first), at the first and the
+    last probe: geometric mean over seeds, log scale. A vanishing gradient falls towards the input."""
+    if "gn_param" not in runs.columns:
+        return "layer gradient norms: no gradient-norm probes in these runs"
+    ok = runs[runs.status == "ok"]
+    shown, note = _top(summary, o.metric, 10)
+    labels = dict(zip(summary.config_id, pair_labels(summary)))
+    fig, axes = _figure(FULL_WIDTH_IN, 2.4, ncols=2)
+    drawn = 0
+    for k, cid in enumerate(shown.config_id):
+        group = ok[ok.config_id == cid]
+        for ax, column in ((axes[0, 0], "gn_norm_first"), (axes[0, 1], "gn_norm_last")):
+            found = _weight_norms(group, column)
+            if found is None or found[1].shape[1] < 2:
+                continue
+            with np.errstate(divide="ignore"):
+                mean = np.exp(np.nanmean(np.log(np.where(found[1] > 0, found[1], np.nan)), axis=0))
+            ax.plot(np.arange(1, len(mean) + 1), mean, marker="o", markersize=2.5, color=OKABE_ITO[k % len(OKABE_ITO)],
+                    linestyle="-" if k < len(OKABE_ITO) else "--", label=labels[cid] if ax is axes[0, 0] else None)
+            drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return "layer gradient norms: no run has per-layer gradient norms for two or more weight matrices"
+    for ax, when in ((axes[0, 0], "start of training (first probe)"), (axes[0, 1], "end of training (last probe)")):
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_xlabel("weight matrix (1 = input layer)")
+        ax.set_ylabel("gradient norm")
+        ax.set_title(when)
+    axes[0, 0].legend(loc="best", fontsize=5)
+    fig.suptitle("Per-layer gradient norms (geometric mean over seeds)" + note, fontsize=7.5)
+    return fig
+
+
 #: Figure name -> function; one file pair (PDF, PNG) each.
 FIGURES: dict[str, Callable] = {
     "accuracy_vs_step_time": accuracy_vs_step_time,
@@ -329,6 +406,8 @@ FIGURES: dict[str, Callable] = {
     "memory_bars": memory_bars,
     "grad_cosine": grad_cosine_curves,
     "time_to_target": time_to_target_bars,
+    "dead_units": dead_unit_curves,
+    "layer_grad_norms": layer_gradient_norms,
 }
 
 

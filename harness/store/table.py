@@ -24,6 +24,9 @@ Columns (one row per run):
 * metrics: see `FIELDS` (accuracy, speed, memory, time to target, gradient fidelity, dead units)
 * curves (lists per run): `curve_step`, `curve_test_acc`, `curve_train_loss`, `curve_train_time_s`
   (training seconds at each evaluation, from metrics.speed), `fid_step`, `fid_cos_pairs`, `fid_cos_all`
+  (per gradient-fidelity probe), `fid_act_step`, `fid_dead_fraction` (per activation probe: the mean
+  dead-unit fraction of the ReLU-like pairs), `gn_param` (parameter names, model order) with
+  `gn_norm_first`, `gn_norm_last` (their gradient norms at the first and the last probe)
 * provenance: `env.*` (versions, machine, kernel instruction set, commit), timestamps, errors
 
 It imports neither torch nor the trainer: reading 10,000 records is JSON parsing and dict walks.
@@ -189,7 +192,8 @@ SERIES: tuple[Field, ...] = tuple(_fields("numbers", [
 LABEL_COLUMNS = ("path", "run_id", "status", "stale", "run_key", "config_id", "code_hash", "harness_version",
                  "dataset", "model", "forward", "backward", "optimizer", "scheduler", "forward_name", "rule",
                  "seed", "flat")
-FIDELITY_SERIES = ("fid_step", "fid_cos_pairs", "fid_cos_all")
+FIDELITY_SERIES = ("fid_step", "fid_cos_pairs", "fid_cos_all", "fid_act_step", "fid_dead_fraction",
+                   "gn_param", "gn_norm_first", "gn_norm_last")
 _INTERNAL = {"identity_run_key", "identity_config_id", "identity_harness_version", "pair_flat"}  # folded into labels
 COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(
     LABEL_COLUMNS + tuple(f.column for f in FIELDS if f.column not in _INTERNAL) + tuple(f.column for f in SERIES)
@@ -283,6 +287,35 @@ def _fidelity_series(fidelity: list | None) -> dict:
     return {"fid_step": nan(steps) or None, "fid_cos_pairs": nan(pairs) or None, "fid_cos_all": nan(overall) or None}
 
 
+def _probe_series(activations: list | None, grad_norms: list | None) -> dict:
+    """Dead-unit fraction per activation probe, and every parameter's gradient norm at the first
+    and the last gradient-norm probe (the vanishing-gradient picture: norm against depth)."""
+    steps, dead = [], []
+    for i, entry in enumerate(activations or []):
+        if not isinstance(entry, dict):
+            raise _Bad(f"field diagnostics.activations[{i}] must be an object, got {type(entry).__name__}")
+        steps.append(_number(entry.get("step"), f"diagnostics.activations[{i}].step"))
+        shown = f"diagnostics.activations[{i}].mean.dead_fraction"
+        dead.append(_number(_walk(entry, ("mean", "dead_fraction"), shown), shown))
+    out = {"fid_act_step": [math.nan if v is None else v for v in steps] or None,
+           "fid_dead_fraction": [math.nan if v is None else v for v in dead] or None,
+           "gn_param": None, "gn_norm_first": None, "gn_norm_last": None}
+    if grad_norms is None:
+        return out
+    if not isinstance(grad_norms, list):
+        raise _Bad(f"field diagnostics.grad_norms must be a list, got {type(grad_norms).__name__}")
+    for where in {0, len(grad_norms) - 1} if grad_norms else ():
+        if not isinstance(grad_norms[where], dict):
+            raise _Bad(f"field diagnostics.grad_norms[{where}] must be an object, got {type(grad_norms[where]).__name__}")
+    if grad_norms:
+        names = [k for k in grad_norms[0] if k != "step"]
+        out["gn_param"] = names
+        for column, where in (("gn_norm_first", 0), ("gn_norm_last", len(grad_norms) - 1)):
+            values = [_number(grad_norms[where].get(k), f"diagnostics.grad_norms[{where}].{k}") for k in names]
+            out[column] = [math.nan if v is None else v for v in values]
+    return out
+
+
 def record_row(record: dict, path: str | Path = "", *, current_code: str | None = None) -> dict:
     """The table row of one record (already schema-checked by `validate_record`).
 
@@ -301,6 +334,7 @@ def record_row(record: dict, path: str | Path = "", *, current_code: str | None 
         for column, keys, shown, check in _PLAN:
             row[column] = check(_walk(view, keys, shown), shown)
         row.update(_fidelity_series(diagnostics.get("fidelity")))
+        row.update(_probe_series(diagnostics.get("activations"), diagnostics.get("grad_norms")))
         cfg = record["config"]
         row.update(_config_columns(cfg))
     except _Bad as exc:
@@ -378,7 +412,7 @@ def _stable_column(series: pd.Series) -> pd.Series:
     if not values:
         return series.astype(object)
     if all(isinstance(v, list) for v in values):
-        return series
+        return series  # lists of floats (curves, probes) or of strings (gn_param)
     types = {type(v) for v in values}
     if types <= {int, float} and bool not in types:
         return pd.to_numeric(series, errors="coerce")
@@ -405,8 +439,10 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
     """A runs table written by `write_parquet` (list columns come back as Python lists)."""
     df = pd.read_parquet(path)
     for column in df.columns:
-        if column.startswith(("curve_", "fid_")):
+        if column.startswith(("curve_", "fid_", "gn_norm_")):
             df[column] = [None if v is None else [math.nan if x is None else float(x) for x in v] for v in df[column]]
+    if "gn_param" in df.columns:
+        df["gn_param"] = [None if v is None else [str(x) for x in v] for v in df["gn_param"]]
     for column in COLUMNS:
         if column not in df.columns:
             df[column] = None

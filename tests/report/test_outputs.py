@@ -7,7 +7,9 @@ import pytest
 
 from harness.report.build import build_report, load_runs
 from harness.report.cli import main
-from harness.report.figures import pareto_mask
+from harness.report.figures import dead_unit_curves, layer_gradient_norms, pareto_mask
+from harness.report.summary import SummaryOptions
+from harness.store.table import runs_table
 from harness.report.summary import summarize
 from harness.report.tables import config_labels, summary_table, to_latex, to_markdown, latex_document
 from report.synthetic import make_record, mutate, small_sweep, write
@@ -95,7 +97,8 @@ def test_figures_are_written_skipped_with_a_message_and_byte_stable(tmp_path):
     second = build_report(sweep, tmp_path / "b", formats=("md",))
     names = set(first.figures)
     assert names == {"accuracy_vs_step_time", "accuracy_vs_memory", "learning_curves", "accuracy_heatmap",
-                     "memory_bars", "grad_cosine", "time_to_target"}
+                     "memory_bars", "grad_cosine", "time_to_target", "dead_units"}
+    assert any(s.startswith("layer gradient norms:") for s in first.skipped_figures)  # no grad_norms probes
     for name, paths in first.figures.items():
         for path, again in zip(paths, second.figures[name]):
             assert path.read_bytes() == again.read_bytes(), f"{path.name} differs between two runs"
@@ -104,3 +107,32 @@ def test_figures_are_written_skipped_with_a_message_and_byte_stable(tmp_path):
     single = build_report(tmp_path / "one", tmp_path / "c", formats=("md",))
     assert "accuracy_heatmap" not in single.figures and any("heatmap" in s for s in single.skipped_figures)
     assert "accuracy_vs_step_time" not in single.figures
+
+
+def _probed(tmp_path, norms_by_rule):
+    """Runs of two rules whose records carry per-layer gradient norms and dead-unit probes."""
+    for rule, (first, last) in norms_by_rule.items():
+        for seed in range(2):
+            record = make_record("relu", rule, seed, 0.5)
+            record["diagnostics"]["grad_norms"] = [dict(step=0, **{f"l{i}.weight": v for i, v in enumerate(first)}, **{"l0.bias": 1.0}),
+                                                   dict(step=900, **{f"l{i}.weight": v for i, v in enumerate(last)}, **{"l0.bias": 1.0})]
+            record["diagnostics"]["activations"] = [{"step": s, "mean": {"dead_fraction": d}} for s, d in ((0, 0.0), (900, 0.3 if rule == "exact" else 0.05))]
+            write(tmp_path, f"{rule}{seed}", record)
+    runs, problems = runs_table(tmp_path)
+    assert problems == []
+    return runs, summarize(runs)
+
+
+def test_layer_norm_and_dead_unit_figures_draw_what_the_probes_say(tmp_path):
+    runs, summary = _probed(tmp_path, {"exact": ([1e-6, 1e-3, 1e-1], [1e-5, 1e-3, 1e-2]), "constant": ([1e-2, 1e-2, 1e-1], [1e-2] * 3)})
+    fig = layer_gradient_norms(runs, summary, SummaryOptions())
+    left, right = fig.axes[:2]
+    assert left.get_yscale() == "log" and len(left.lines) == 2
+    drawn = {tuple(line.get_ydata()) for line in left.lines}  # weights only: the bias is not a layer
+    assert any(y == pytest.approx((1e-6, 1e-3, 1e-1)) for y in drawn) and all(len(y) == 3 for y in drawn)
+    dead = dead_unit_curves(runs, summary, SummaryOptions())
+    assert sorted(max(line.get_ydata()) for line in dead.axes[0].lines) == pytest.approx([5.0, 30.0])
+    # Records without the probes: each figure says why it is skipped instead of drawing nothing.
+    bare = runs.assign(gn_param=None, gn_norm_first=None, gn_norm_last=None, fid_dead_fraction=None)
+    assert layer_gradient_norms(bare, summary, SummaryOptions()).startswith("layer gradient norms:")
+    assert dead_unit_curves(bare, summary, SummaryOptions()).startswith("dead units:")

@@ -67,3 +67,25 @@ def test_parquet_round_trip_with_mixed_types(tmp_path):
     assert len(back) == 2 and sorted(back["cfg.backward.of"]) == ["3", "b_silu"]
     assert back.curve_test_acc.iloc[0] == pytest.approx(df.curve_test_acc.iloc[0])
     assert list(back.final_test_acc) == list(df.final_test_acc)
+
+
+def test_probe_series_dead_units_and_layer_gradient_norms(tmp_path):
+    """Dead-unit fraction per activation probe and per-parameter gradient norms at the first and last
+    probe become list columns that survive Parquet; a norm of the wrong type is a named problem."""
+    record = make_record(seed=0)
+    record["diagnostics"]["activations"] = [{"step": 0, "mean": {"dead_fraction": 0.0}},
+                                            {"step": 500, "mean": {"dead_fraction": 0.25}},
+                                            {"step": 1000, "mean": {"dead_fraction": None}}]
+    record["diagnostics"]["grad_norms"] = [{"step": 0, "layers.0.weight": 1e-4, "head.weight": 0.5},
+                                           {"step": 1000, "layers.0.weight": 2e-3, "head.weight": 0.25}]
+    write(tmp_path, "a", record)
+    write(tmp_path, "bad", mutate(make_record(seed=1), "diagnostics.grad_norms", [{"step": 0, "w": "big"}]))
+    df, problems = runs_table(tmp_path)
+    row = df.set_index("seed").loc[0]
+    assert row.fid_act_step == [0, 500, 1000] and row.fid_dead_fraction[:2] == [0.0, 0.25] and math.isnan(row.fid_dead_fraction[2])
+    assert row.gn_param == ["layers.0.weight", "head.weight"]
+    assert row.gn_norm_first == [1e-4, 0.5] and row.gn_norm_last == [2e-3, 0.25]
+    assert len(problems) == 1 and "diagnostics.grad_norms[0].w must be a number, got str" in problems[0]
+    back = read_parquet(write_parquet(df, tmp_path / "runs.parquet"))
+    assert back.gn_param.iloc[0] == ["layers.0.weight", "head.weight"] and back.gn_norm_last.iloc[0] == [2e-3, 0.25]
+    assert back.fid_dead_fraction.iloc[0][:2] == [0.0, 0.25]
