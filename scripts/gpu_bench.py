@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness.activations import make_pair, apply_pair, triton_kernels  # noqa: E402
+from harness.activations import backends, make_pair, apply_pair, triton_kernels  # noqa: E402
 from harness.measure import count_saved  # noqa: E402
 
 SHAPES = {"flat": (256, 4096), "conv": (32, 64, 32, 32)}
@@ -98,7 +98,7 @@ def micro(device, shapes, dtypes, rounds, warmup) -> list[dict]:
                 fns[name] = fwd_bwd(lambda t, s=specs[name]: apply_pair(t, s))
             # The Triton kernels alone against a device-to-device copy of x (read n, write n).
             detached, out = x.detach(), torch.empty_like(x)
-            packed = triton_kernels.forward_pack(detached, 1, 0.0, math.inf, True, True)[1] if triton_kernels.usable(detached) else None
+            packed = triton_kernels.forward_pack(detached, 1, 0.0, math.inf, True, True)[1] if backends.backend_for(detached) is backends.TRITON else None
             fns["copy"] = lambda: out.copy_(detached)
             if packed is not None:
                 fns["kernel forward_pack"] = lambda: triton_kernels.forward_pack(detached, 1, 0.0, math.inf, True, True)

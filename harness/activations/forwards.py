@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from . import kernels
+from .backends import CPU, backend_for
 from .definitions import register_forward
 from harness.registry import choice, positive
 from .saved_state import Interval
@@ -231,7 +232,7 @@ def _(x):
 @register_forward("step", flat=True, relu_like=True)
 def step(x):
     """f(x) = 1[x > 0] (Heaviside), in the input dtype."""
-    if kernels.usable(x):
+    if backend_for(x) is CPU:
         # One parallel pass (the kernel also packs the gate 1[x > 0], 1/32 of the bytes, unused
         # here); numpy below is single-threaded, so at 2 threads it cost 2.2x the kernel.
         return kernels.forward_pack(x, kernels.FORWARD_OPS["step"], 0.0, math.inf, False, True)[0]

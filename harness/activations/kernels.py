@@ -8,7 +8,8 @@ two environments never rebuild each other's kernels. Building and loading happen
 lock, so no process loads a half-written library. One build holds AVX-512, AVX2 and scalar
 bodies; the best one the CPU supports is picked at run time (`set_isa` or
 HARNESS_KERNEL_ISA=avx2|scalar force a lower one, for tests and benchmarks). If the build fails,
-or HARNESS_KERNELS=0, the numpy path is used: same bits, slower.
+or HARNESS_KERNELS=0 (`backends.set_enabled`), the numpy path is used: same bits, slower. Which
+tensors run here is decided in one place, `backends.select`; this module builds, loads and calls.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from .packing import FORWARD_OPS  # noqa: F401  (the op codes `forward_pack` and `gate_pair` take)
 
 log = logging.getLogger(__name__)
 _CSRC = Path(__file__).parent / "csrc"
@@ -44,23 +47,6 @@ _isa_limit = 0  # highest ISAS index usable: the CPU's best, or lower with HARNE
 
 
 ISAS = ("scalar", "avx2", "avx512")  # instruction-set levels of the kernel bodies, lowest first
-
-
-# Read once: `usable` runs several times per pair call, and the environment lookups there were
-# 5 % of a small pair call's time. `set_enabled` switches at run time (tests use it).
-_enabled = os.environ.get("HARNESS_KERNELS", "1") != "0"
-
-
-def enabled() -> bool:
-    """Whether the compiled kernels may be used (HARNESS_KERNELS != '0' at start, or `set_enabled`)."""
-    return _enabled
-
-
-def set_enabled(flag: bool) -> bool:
-    """Allow (True) or forbid (False) the kernels from now on; returns the previous setting."""
-    global _enabled
-    previous, _enabled = _enabled, bool(flag)
-    return previous
 
 
 def build_key() -> str:
@@ -147,7 +133,9 @@ def _build_or_import():
 def load():
     """The compiled extension module, building it on first use in this environment; None if unavailable."""
     global _module, _failed, _isa_limit, _build
-    if _module is not None or _failed is not None or not _enabled:
+    from .backends import switch
+
+    if _module is not None or _failed is not None or not switch.enabled():
         return _module
     isa_cap = os.environ.get("HARNESS_KERNEL_ISA")
     if isa_cap and isa_cap not in ISAS:  # a typo must not silently change what is measured
@@ -156,7 +144,9 @@ def load():
         if _module is None and _failed is None:
             try:
                 module, _build = _build_or_import()
-                _register_fake_ops()
+                from .backends.ops import register_kernel_fakes
+
+                register_kernel_fakes()
                 _isa_limit = min(module.best_isa(), ISAS.index(isa_cap) if isa_cap else len(ISAS) - 1)
                 module.set_isa(_isa_limit)  # e.g. HARNESS_KERNEL_ISA=avx2: a machine without AVX-512
                 _module = module  # published last: other threads see it fully set up
@@ -166,44 +156,14 @@ def load():
     return _module
 
 
-def _packed_like(x: torch.Tensor, bits: int = 1) -> torch.Tensor:
-    return x.new_empty((bits * ((x.numel() + 7) // 8),), dtype=torch.uint8)
-
-
-def _register_fake_ops() -> None:
-    """Shapes of the `harness_kernels::*` dispatcher ops (csrc), for tracing under torch.compile."""
-    def like(t: torch.Tensor) -> torch.Tensor:
-        return torch.empty_like(t, memory_format=torch.contiguous_format)
-
-    def forward_and_state(x, op, packed):
-        return (like(x) if op else x.new_empty((0,))), packed
-
-    torch.library.register_fake("harness_kernels::gate_forward")(
-        lambda x, op, lo, hi, closed_lo, closed_hi: forward_and_state(x, op, _packed_like(x)))
-    torch.library.register_fake("harness_kernels::encode_codes")(
-        lambda x, borders, bits, op: forward_and_state(x, op, _packed_like(x, bits)))
-    torch.library.register_fake("harness_kernels::gate_mul")(lambda grad, packed, lo, hi: like(grad))
-    torch.library.register_fake("harness_kernels::jam_mul")(lambda grad, packed, keys: like(grad))
-    torch.library.register_fake("harness_kernels::decode_mul")(lambda grad, packed, levels, bits: like(grad))
-
-
-def graph_ops(t: torch.Tensor):
-    """`torch.ops.harness_kernels` when a graph being traced for `t` can call the kernels directly.
-
-    Read while Dynamo traces: it never builds the kernels (that would break the graph), so call
-    `load()` before compiling to get these ops; otherwise graphs use the Python custom ops.
-    """
-    if _enabled and _module is not None and t.dtype == torch.float32 and t.device.type == "cpu":
-        return torch.ops.harness_kernels
-    return None
-
-
 def status() -> dict:
     """For run records and benchmarks: are the kernels in use, and if not, why; where they were
     loaded from, and whether this process built them (`built_in_process`, `build_seconds`)."""
     loaded = _module is not None
     build = _build or {"build_dir": None, "built_in_process": False, "build_seconds": None}
-    return {"enabled": enabled(), "loaded": loaded, "error": _failed,
+    from .backends import switch
+
+    return {"enabled": switch.enabled(), "loaded": loaded, "error": _failed,
             "isa": ISAS[_module.isa()] if loaded else None, "best_isa": ISAS[_module.best_isa()] if loaded else None,
             **build}
 
@@ -228,33 +188,12 @@ def set_isa(name: str) -> str:
     return ISAS[_module.set_isa(min(ISAS.index(name), _isa_limit))]
 
 
-def compile_model(model: torch.nn.Module, **options):
-    """`torch.compile(model, **options)`, with the CPU kernels built first.
-
-    Graphs traced afterwards call the fused kernels as dispatcher ops (`graph_ops`). Dynamo
-    cannot build them mid-trace, so a model compiled before they exist falls back to the
-    Python custom ops: same numbers, about 90 us more per fwd+bwd of a pair.
-    """
-    load()
-    return torch.compile(model, **options)
-
-
-def usable(t: torch.Tensor) -> bool:
-    """True when `t` can go through the kernels (float32 on CPU, eager mode, kernels built)."""
-    return (
-        _enabled and t.dtype == torch.float32 and t.device.type == "cpu"
-        # Before load(): building the kernels while Dynamo traces would break the graph.
-        and not torch.compiler.is_compiling() and (_module is not None or load() is not None)
-    )
-
-
 def pack_interval(x: torch.Tensor, lo: float, hi: float, closed_lo: bool, closed_hi: bool) -> torch.Tensor:
     """Packed 1[x in interval] (see csrc). Infinite ends must be passed as closed."""
     return _module.gate_forward(x, 0, lo, hi, closed_lo, closed_hi)[1]
 
 
 _NO_GATE = torch.empty(0, dtype=torch.uint8)
-FORWARD_OPS = {"relu": 1, "step": 2}  # forwards fused with the gate in `forward_pack`
 
 
 def forward_pack(x: torch.Tensor, op: int, lo: float, hi: float, closed_lo: bool, closed_hi: bool):

@@ -5,7 +5,8 @@
 
 This is the one place that decides how a (forward, rule) pair becomes an autograd function:
 `_PairFunction` for every combination, and for gate rules with a fused forward on float32 CPU
-tensors the same computation as one C++ autograd function (`apply_pair`).
+tensors the same computation as one C++ autograd function (`apply_pair`). Which backend runs
+the bit work is decided by `backends.backend_for`.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from torch import Tensor, nn
 
 from . import combinators, forwards, rules, spiking, transforms  # noqa: F401  (registers the built-ins)
 from . import aliases  # noqa: F401  (after the built-ins: aliases name them)
-from . import kernels
+from .backends import backend_for
 from .definitions import FORWARDS, RULES, BoundForward, ParameterError, build_forward
 from .saved_state import BoundRule, RandomSource, Saves, StateMeta
 
@@ -110,13 +111,15 @@ def make_pair(
 def apply_pair(x: Tensor, spec: PairSpec) -> Tensor:
     """Apply a built pair to `x` (the functional core).
 
-    Gate rules with a fused forward (relu/step) on float32 CPU tensors run as one C++ autograd
-    function (`kernels.gate_pair`): the same kernels and saved bits as `_PairFunction`, without
-    its ~10 us of Python per call. Everything else, and every compiled graph, goes through
-    `_PairFunction`.
+    Gate rules with a fused forward (relu/step) run as one C++ autograd function where the
+    backend has one (the CPU kernels' `gate_pair`, float32): the same kernels and saved bits as
+    `_PairFunction`, without its ~10 us of Python per call. Everything else, and every compiled
+    graph, goes through `_PairFunction`.
     """
-    if spec.gate_pair_args is not None and kernels.usable(x):
-        return kernels.gate_pair(x, *spec.gate_pair_args)
+    if spec.gate_pair_args is not None:
+        gate_pair = backend_for(x).gate_pair
+        if gate_pair is not None:
+            return gate_pair(x, *spec.gate_pair_args)
     return _PairFunction.apply(x, spec)
 
 

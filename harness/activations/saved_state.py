@@ -13,7 +13,9 @@ Storage per element (docs/DESIGN.md section 2):
 
 A `BoundRule` has its parameters fixed and is tied to the pair's forward function. Its
 `multiplier` returns g (a tensor or a Python number) from the saved state; `grad_input` is
-`dL/dy * g`, with fast paths where g is a gate. `values(x)` evaluates g directly from x: the
+`dL/dy * g`; the bit work (packing, fused kernels, compiled-graph forms) runs on the backend
+`backends.backend_for` picks per tensor, so a rule here only says what it saves and how g is
+formed from it. `values(x)` evaluates g directly from x: the
 reference used by tests, few-bit fitting and gradient-fidelity diagnostics; `reference_grad(x,
 dL/dy)` is the reference dL/dx, which also covers the gradient transforms (transforms.py) that
 have no elementwise g.
@@ -29,9 +31,9 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch import Tensor
 
-from . import kernels, triton_kernels
+from .backends import CodeTable, GateParams, backend_for
 from .fused import fused_grad
-from .packing import decode_levels, decode_mul, encode_codes, forward_pack, gate_mul, hash_uniform_reference, interval_mask, jam_mul, pack_bits, pack_interval, unpack_bits
+from .packing import FORWARD_OPS, hash_uniform_reference, interval_mask
 
 
 _M64 = 0xFFFFFFFFFFFFFFFF
@@ -174,7 +176,7 @@ class BoundRule:
         raise NotImplementedError
 
     def fused_pair_args(self, forward) -> tuple | None:
-        """Arguments of `kernels.gate_pair` when the whole pair (forward + this rule) can run as
+        """Arguments of the CPU backend's `gate_pair` when the whole pair (forward + this rule) can run as
         one C++ autograd function; None otherwise (the general autograd.Function then runs)."""
         return None
 
@@ -210,6 +212,17 @@ class BoundRule:
     shown_params: dict[str, Any] | None = field(default=None, repr=False)
 
 
+def _scalar(value: float) -> Tensor:
+    """A float64 CPU scalar: how a rule's number reaches a compiled graph without being guarded."""
+    return torch.tensor(float(value), dtype=torch.float64)
+
+
+def _fused_op(forward) -> int | None:
+    """The backends' op code when `forward` (relu/step, no parameters) fuses with the state."""
+    op = FORWARD_OPS.get(getattr(forward, "name", None))
+    return op if op is not None and not forward.params else None
+
+
 @dataclass(eq=False)
 class ConstantRule(BoundRule):
     """g(x) = value(**params): saves nothing."""
@@ -219,6 +232,7 @@ class ConstantRule(BoundRule):
     def __post_init__(self):
         self.saves = Saves.NOTHING
         self.value = float(self.fn(**self.params))
+        self._value = _scalar(self.value)  # the graph form (see _scalar)
 
     def encode(self, x, y):
         return ()
@@ -229,14 +243,14 @@ class ConstantRule(BoundRule):
     def grad_input(self, grad_output, saved, meta, rng):
         if self.value == 1.0:
             return grad_output
-        return grad_output * self.value
+        return grad_output * self._value
 
 
 @dataclass(eq=False)
 class GateRule(BoundRule):
     """g(x) = hi where the gate holds, lo elsewhere: saves one packed bit per element.
 
-    The gate is an `Interval` (fast path) or a function `fn(x, **params) -> bool tensor`.
+    The gate is an `Interval` (fused compare-and-pack) or a function `fn(x, **params) -> bool tensor`.
     """
 
     fn: Callable[..., Any] = field(default=None, repr=False)
@@ -249,98 +263,75 @@ class GateRule(BoundRule):
             p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in inspect.signature(self.fn).parameters.values()
         )
         self.interval: Interval | None = None if takes_x else self.fn(**self.params)
+        self.gate = GateParams.of(self.interval or Interval(), self.levels)
 
     def encode(self, x, y):
         if self.interval is not None:
-            return (pack_interval(x, self.interval),)
-        return (pack_bits(self.fn(x, **self.params)),)
-
-    def _fused_op(self, forward) -> int | None:
-        """The kernels' op code when `forward` (relu/step, no parameters) fuses with this gate."""
-        op = kernels.FORWARD_OPS.get(getattr(forward, "name", None))
-        return op if op is not None and self.interval is not None and not forward.params else None
+            return (backend_for(x).forward_pack(x, 0, self.gate)[1],)
+        return (backend_for(x).pack_bits(self.fn(x, **self.params)),)
 
     def forward_and_encode(self, x, forward):
-        op = self._fused_op(forward)
-        if op is not None:
-            if kernels.usable(x):  # the hot path: straight to the kernel
-                y, packed = kernels.forward_pack(x, op, *self.interval.kernel_args())
-                return y, (packed,)
-            # Compiled graphs always take the fused op (its implementation falls back by itself
-            # at run time); building the kernels while Dynamo traces would break the graph.
-            # CUDA tensors take it too: packing.forward_pack runs the fused Triton pass.
-            if torch.compiler.is_compiling() or triton_kernels.usable(x):
-                y, packed = forward_pack(x, op, self.interval)
-                return y, (packed,)
-        return super().forward_and_encode(x, forward)
+        op = _fused_op(forward) if self.interval is not None else None
+        if op is None:
+            return super().forward_and_encode(x, forward)
+        y, packed = backend_for(x).forward_pack(x, op, self.gate)
+        return y, (packed,)
 
     def fused_pair_args(self, forward):
-        op = self._fused_op(forward)
-        return None if op is None else (op, *self.interval.kernel_args(), *self.levels)
+        op = _fused_op(forward) if self.interval is not None else None
+        return None if op is None else (op, *self.gate.kernel_args, *self.gate.levels)
 
     def multiplier(self, saved, meta, like, rng):
         lo, hi = self.levels
-        gate = unpack_bits(saved[0], meta.numel).view(meta.shape).to(like.device)
+        gate = backend_for(saved[0]).unpack_bits(saved[0], meta.numel).view(meta.shape).to(like.device)
         return torch.where(gate, torch.tensor(hi, dtype=like.dtype, device=like.device),
                            torch.tensor(lo, dtype=like.dtype, device=like.device))
 
     def grad_input(self, grad_output, saved, meta, rng):
-        lo, hi = self.levels
-        if kernels.usable(grad_output):  # the hot path: straight to the kernel
-            return kernels.gate_mul(grad_output, saved[0], lo, hi)
-        return gate_mul(grad_output, saved[0].to(grad_output.device), lo, hi)
+        return backend_for(grad_output).gate_mul(grad_output, saved[0], self.gate)
 
 
 @dataclass(eq=False)
-class InputRule(BoundRule):
+class SmoothRule(BoundRule):
+    """g = fn(s) for a saved tensor s in the input dtype: x (`InputRule`) or y = f(x), the pair's
+    output (`OutputRule`, free when the next layer saves y too)."""
+
+    fn: Callable[..., Tensor] = field(default=None, repr=False)
+    native: Callable[..., Tensor | None] | None = field(default=None, repr=False)
+    SAVES = Saves.INPUT  # set by the two subclasses
+
+    def __post_init__(self):
+        self.saves = self.SAVES
+
+    def encode(self, x, y):
+        return (x,) if self.saves is Saves.INPUT else (y,)
+
+    def multiplier(self, saved, meta, like, rng):
+        return self.fn(saved[0], **self.params)
+
+    def grad_input(self, grad_output, saved, meta, rng):
+        """torch's own backward kernel where the rule has one (exact rules of native forwards),
+        else the rule compiled into one kernel (large tensors), else the eager formula."""
+        if self.native is not None:
+            grad = self.native(grad_output, saved[0], **self.params)
+            if grad is not None:
+                return grad
+        fused = fused_grad(self.fn, self.params, saved[0], grad_output)
+        return fused if fused is not None else grad_output * self.fn(saved[0], **self.params)
+
+
+@dataclass(eq=False)
+class InputRule(SmoothRule):
     """g = fn(x): saves x in the input dtype."""
 
-    fn: Callable[..., Tensor] = field(default=None, repr=False)
-    native: Callable[..., Tensor | None] | None = field(default=None, repr=False)
-
-    def __post_init__(self):
-        self.saves = Saves.INPUT
-
-    def encode(self, x, y):
-        return (x,)
-
-    def multiplier(self, saved, meta, like, rng):
-        return self.fn(saved[0], **self.params)
-
-    def grad_input(self, grad_output, saved, meta, rng):
-        return _smooth_grad(self, grad_output, saved[0])
+    SAVES = Saves.INPUT
 
 
 @dataclass(eq=False)
-class OutputRule(BoundRule):
-    """g = fn(y) with y = f(x) the pair's output: saves y (free when the next layer saves it too)."""
+class OutputRule(SmoothRule):
+    """g = fn(y) with y = f(x) the pair's output: saves y."""
 
-    fn: Callable[..., Tensor] = field(default=None, repr=False)
-    native: Callable[..., Tensor | None] | None = field(default=None, repr=False)
-
-    def __post_init__(self):
-        self.saves = Saves.OUTPUT
-
-    def encode(self, x, y):
-        return (y,)
-
-    def multiplier(self, saved, meta, like, rng):
-        return self.fn(saved[0], **self.params)
-
-    def grad_input(self, grad_output, saved, meta, rng):
-        return _smooth_grad(self, grad_output, saved[0])
-
-
-def _smooth_grad(rule: InputRule | OutputRule, grad_output: Tensor, saved: Tensor) -> Tensor:
-    """dL/dy * g(saved) for a smooth rule: torch's own backward kernel where the rule has one
-    (exact rules of native forwards), else the rule compiled into one kernel (large tensors),
-    else the eager formula."""
-    if rule.native is not None:
-        grad = rule.native(grad_output, saved, **rule.params)
-        if grad is not None:
-            return grad
-    fused = fused_grad(rule.fn, rule.params, saved, grad_output)
-    return fused if fused is not None else grad_output * rule.fn(saved, **rule.params)
+    SAVES = Saves.OUTPUT
 
 
 @dataclass(eq=False)
@@ -373,8 +364,58 @@ def uniform_draws(meta: StateMeta, like: Tensor, rng: RandomSource) -> Tensor:
     return hash_uniform_reference(meta.numel, key_a, key_b, like.device).view(meta.shape).to(like.dtype)
 
 
+def normal_draws(meta: StateMeta, like: Tensor, rng: RandomSource) -> Tensor:
+    """N(0,1) of `meta.shape` from the source's generator (torch's global RNG under torch.compile)."""
+    return torch.randn(meta.shape, generator=rng.generator(like.device), device=like.device, dtype=like.dtype)
+
+
+def _jam(g, r, c):
+    return g * r
+
+
+def _uniform_outside(g, r, c):  # g is the base gate's 0/1 here
+    return torch.where(g != 0, g, (r + c["shift"]) * c["scale"])
+
+
+def _additive(g, r, c):
+    return g + c["sigma"] * r
+
+
+def _multiplicative(g, r, c):
+    return g * (1.0 + c["sigma"] * r)
+
+
 @dataclass(eq=False)
-class UniformJam(WrappedRule):
+class RandomizedRule(WrappedRule):
+    """g = combine(base's g, r, coefficients) with r drawn fresh in every backward pass: U(0,1)
+    from the counter-based hash (`uniform_draws`: jamming, SSO) or N(0,1) from the source's
+    generator (`normal_draws`: noise). The coefficients are kept as tensors, so a compiled graph
+    takes them as inputs and serves every value (issue #14)."""
+
+    draw: Callable[[StateMeta, Tensor, RandomSource], Tensor] = field(default=None, repr=False)
+    combine: Callable[[Any, Tensor, dict], Tensor] = field(default=None, repr=False)
+    coefficients: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        super().__post_init__()
+        self._coefficients = {k: _scalar(v) for k, v in self.coefficients.items()}
+        # Plain jamming of a 0/1 gate (or of no gate) is one fused pass: grad * gate * u.
+        base = self.base
+        plain = self.combine is _jam and (
+            (isinstance(base, GateRule) and base.levels == (0.0, 1.0)) or (isinstance(base, ConstantRule) and base.value == 1.0))
+        self._fused_jam = (isinstance(base, GateRule) if plain else None)  # None, or whether gated
+
+    def multiplier(self, saved, meta, like, rng):
+        r = self.draw(meta, like, rng)
+        return self.combine(self.base.multiplier(saved, meta, like, rng), r, self._coefficients)
+
+    def grad_input(self, grad_output, saved, meta, rng):
+        if self._fused_jam is None:
+            return super().grad_input(grad_output, saved, meta, rng)
+        return backend_for(grad_output).jam_mul(grad_output, saved[0] if self._fused_jam else None, rng)
+
+
+def UniformJam(*, name: str, params: dict, base: BoundRule, **common) -> RandomizedRule:  # noqa: N802 (a constructor)
     """g = base(x) * U(0,1), U drawn fresh in every backward pass (Troiano et al. 'jamming').
 
     U comes from a counter-based hash keyed by the RandomSource's next draw (24-bit resolution,
@@ -382,53 +423,24 @@ class UniformJam(WrappedRule):
     fused backward kernel instead of a separate torch.rand pass (which alone costs ~6x a ReLU).
     Under torch.compile, U comes from torch's global RNG instead.
     """
-
-    def multiplier(self, saved, meta, like, rng):
-        u = uniform_draws(meta, like, rng)
-        return self.base.multiplier(saved, meta, like, rng) * u
-
-    def grad_input(self, grad_output, saved, meta, rng):
-        plain_gate = isinstance(self.base, GateRule) and self.base.levels == (0.0, 1.0)
-        no_gate = isinstance(self.base, ConstantRule) and self.base.value == 1.0
-        if not (plain_gate or no_gate):
-            return super().grad_input(grad_output, saved, meta, rng)
-        # Compiled graphs draw their keys in-graph (see packing.jam_mul).
-        key_a, key_b = (None, None) if torch.compiler.is_compiling() else rng.next_keys()
-        return jam_mul(grad_output, saved[0] if plain_gate else None, key_a, key_b)
+    return RandomizedRule(name=name, params=params, base=base, draw=uniform_draws, combine=_jam, **common)
 
 
-@dataclass(eq=False)
-class UniformOutsideGate(WrappedRule):
-    """g = hi where the gate holds, (U(0,1) + shift) * scale elsewhere, U fresh in every
-    backward pass (snnTorch's stochastic spike operator, SSO): saves the gate's one bit.
-
-    U comes from the same counter-based hash as jamming (see UniformJam), keyed by the
-    RandomSource's next draw, so a run is reproducible from its seed.
-    """
-
-    base: GateRule = field(default=None)
-    shift: float = 0.0
-    scale: float = 1.0
-
-    def multiplier(self, saved, meta, like, rng):
-        u = uniform_draws(meta, like, rng)
-        gate = unpack_bits(saved[0], meta.numel).view(meta.shape).to(like.device)
-        return torch.where(gate, torch.tensor(self.base.levels[1], dtype=like.dtype, device=like.device), (u + self.shift) * self.scale)
+def UniformOutsideGate(*, name: str, params: dict, base: GateRule, shift: float, scale: float, **common) -> RandomizedRule:  # noqa: N802
+    """g = 1 where the 0/1 gate `base` holds, (U(0,1) + shift) * scale elsewhere, U fresh in
+    every backward pass (snnTorch's stochastic spike operator, SSO): saves the gate's one bit;
+    U from the same counter-based hash as jamming."""
+    if base.levels != (0.0, 1.0):
+        raise ValueError(f"UniformOutsideGate needs a 0/1 gate, got levels {base.levels}")
+    return RandomizedRule(name=name, params=params, base=base, draw=uniform_draws, combine=_uniform_outside,
+                          coefficients={"shift": shift, "scale": scale}, **common)
 
 
-@dataclass(eq=False)
-class GaussianNoise(WrappedRule):
+def GaussianNoise(*, name: str, params: dict, base: BoundRule, sigma: float, mode: str = "additive", **common) -> RandomizedRule:  # noqa: N802
     """g = base(x) + sigma * N(0,1) (additive) or base(x) * (1 + sigma * N(0,1)) (multiplicative)."""
-
-    sigma: float = 0.1
-    mode: str = "additive"
-
-    def multiplier(self, saved, meta, like, rng):
-        noise = torch.randn(meta.shape, generator=rng.generator(like.device), device=like.device, dtype=like.dtype)
-        g = self.base.multiplier(saved, meta, like, rng)
-        if self.mode == "additive":
-            return g + self.sigma * noise
-        return g * (1.0 + self.sigma * noise)
+    combine = {"additive": _additive, "multiplicative": _multiplicative}[mode]
+    return RandomizedRule(name=name, params=params, base=base, draw=normal_draws, combine=combine,
+                          coefficients={"sigma": sigma}, **common)
 
 
 @dataclass(eq=False)
@@ -445,39 +457,24 @@ class CodeRule(BoundRule):
     def __post_init__(self):
         self.saves = Saves.CODES
         self.bits = self.nbits
-        self._per_device: dict[tuple, tuple[Tensor, Tensor]] = {}
-
-    def _tables(self, device, dtype):
-        key = (device, dtype)
-        if key not in self._per_device:
-            self._per_device[key] = (self.borders.to(device=device, dtype=dtype), self.levels_table.to(device=device, dtype=dtype))
-        return self._per_device[key]
+        self.table = CodeTable(self.borders, self.levels_table, self.nbits)
 
     def encode(self, x, y):
-        borders, _ = self._tables(x.device, x.dtype)
-        return (encode_codes(x, borders, self.nbits),)
+        borders, _ = self.table.tables(x.device, x.dtype)
+        return (backend_for(x).encode_codes(x, borders, self.nbits, 0)[1],)
 
     def forward_and_encode(self, x, forward):
-        op = kernels.FORWARD_OPS.get(getattr(forward, "name", None))
-        if op is not None and not forward.params:  # relu/step + codes in one pass
-            borders, _ = self._tables(x.device, x.dtype)
-            if torch.compiler.is_compiling():
-                ops = kernels.graph_ops(x)
-                if ops is not None:
-                    y, packed = ops.encode_codes(x, borders, self.nbits, op)
-                    return y, (packed,)
-            elif kernels.usable(x):
-                y, packed = kernels.encode_codes(x, borders, self.nbits, op)
-                return y, (packed,)
-            elif triton_kernels.usable(x) and self.nbits <= triton_kernels.MAX_BITS:  # CUDA
-                y, packed = triton_kernels.encode_codes(x, borders, self.nbits, op)
-                return y, (packed,)
-        return super().forward_and_encode(x, forward)
+        op = _fused_op(forward)
+        if op is None:
+            return super().forward_and_encode(x, forward)
+        borders, _ = self.table.tables(x.device, x.dtype)
+        y, packed = backend_for(x).encode_codes(x, borders, self.nbits, op)  # relu/step + codes in one pass
+        return y, (packed,)
 
     def multiplier(self, saved, meta, like, rng):
-        _, levels = self._tables(like.device, like.dtype)
-        return decode_levels(saved[0].to(like.device), meta.numel, self.nbits, levels).view(meta.shape)
+        _, levels = self.table.tables(like.device, like.dtype)
+        return backend_for(saved[0]).decode_levels(saved[0].to(like.device), meta.numel, self.nbits, levels).view(meta.shape)
 
     def grad_input(self, grad_output, saved, meta, rng):
-        _, levels = self._tables(grad_output.device, grad_output.dtype)
-        return decode_mul(grad_output, saved[0], self.nbits, levels)
+        _, levels = self.table.tables(grad_output.device, grad_output.dtype)
+        return backend_for(grad_output).decode_mul(grad_output, saved[0], levels, self.nbits)

@@ -22,24 +22,22 @@ Arithmetic: half and bfloat16 inputs are widened to float32, computed there and 
 torch's own elementwise kernels do (float "opmath"); float32 is computed in float32. Compares
 use float32 bounds, as torch does for a float tensor against a Python number.
 
-Which device runs what: `usable(t)` is True for float16/bfloat16/float32 CUDA tensors only, so
-packing.py sends CUDA tensors here and CPU tensors to the CPU kernels. Called with CPU tensors,
+Which tensors run here is decided by `backends.select` (float16/bfloat16/float32 CUDA tensors,
+kernels enabled); this module only launches. Called with CPU tensors,
 every function here runs the kernels in Triton's interpreter (TRITON_INTERPRET semantics, on
 numpy): that is how the conformance tests check them bit for bit without a GPU. Each kernel is
 decorated twice, lazily: once compiled (CUDA) and once interpreted (CPU), so the interpreter
-never has to be switched on for the whole process. HARNESS_TRITON=0 (or `set_enabled(False)`)
+never has to be switched on for the whole process. HARNESS_KERNELS=0 (`backends.set_enabled`)
 keeps CUDA tensors on the torch reference path.
 """
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-FORWARD_OPS = {"relu": 1, "step": 2}  # the same op codes as kernels.FORWARD_OPS
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)  # what the kernels compute exactly
 # Bytes per program: 256 bytes = 2048 elements on the GPU; small in the interpreter, so small test
 # tensors still span several programs (block edges are exercised).
@@ -47,24 +45,11 @@ BLOCK_BYTES = 256
 INTERPRETER_BLOCK_BYTES = 8
 MAX_BITS = 8
 
-_enabled = os.environ.get("HARNESS_TRITON", "1") != "0"
 _lock = threading.Lock()
 _kernel_sets: dict = {}  # interpret flag -> the triton_bodies module decorated that way
 _BODIES = Path(__file__).with_name("triton_bodies.py")
 _import_error: str | None = None
 _launched = False  # whether a compiled (CUDA) kernel ran in this process, for `status`
-
-
-def enabled() -> bool:
-    """Whether CUDA tensors may use the Triton kernels (HARNESS_TRITON != '0' at start, or `set_enabled`)."""
-    return _enabled
-
-
-def set_enabled(flag: bool) -> bool:
-    """Allow (True) or forbid (False) the Triton kernels from now on; returns the previous setting."""
-    global _enabled
-    previous, _enabled = _enabled, bool(flag)
-    return previous
 
 
 def _triton():
@@ -84,21 +69,16 @@ def available() -> bool:
     return _triton() is not None
 
 
-def usable(t: Tensor) -> bool:
-    """True when `t` goes through the Triton kernels: a float16/bfloat16/float32 CUDA tensor, in
-    eager mode (compiled graphs reach these kernels through packing.py's custom ops), enabled."""
-    return (t.is_cuda and _enabled and t.dtype in DTYPES and not torch.compiler.is_compiling()
-            and available())
-
-
 def status() -> dict:
     """For run records and benchmarks: is the Triton backend importable and enabled, which
     version, whether a compiled kernel ran in this process, and the CUDA device if any."""
+    from .backends import switch
+
     triton = _triton()
     cuda = torch.cuda.is_available()
     return {
         "available": triton is not None,
-        "enabled": _enabled,
+        "enabled": switch.enabled(),
         "version": getattr(triton, "__version__", None),
         "cuda_device": torch.cuda.get_device_name() if cuda else None,
         "used": _launched,

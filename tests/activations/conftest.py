@@ -5,14 +5,14 @@ import pytest
 @pytest.fixture(params=["avx512", "avx2", "scalar", "numpy"])
 def cpu_path(request):
     """Run a test through each instruction-set body of the compiled kernels and through numpy."""
-    from harness.activations import kernels
+    from harness.activations import backends, kernels
 
     if request.param == "numpy":
-        previous = kernels.set_enabled(False)
+        previous = backends.set_enabled(False)
         try:
             yield request.param
         finally:
-            kernels.set_enabled(previous)
+            backends.set_enabled(previous)
         return
     if kernels.load() is None:
         pytest.skip(f"compiled kernels unavailable: {kernels.status()['error']}")

@@ -3,10 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.activations.packing import (
-    decode_levels, encode_codes, pack_bits, pack_bits_reference, pack_codes, pack_interval,
-    packed_size, unpack_bits, unpack_bits_reference, unpack_codes,
-)
+from harness.activations.backends import decode_levels, encode_codes, pack_bits, pack_interval, unpack_bits
+from harness.activations.packing import pack_bits_reference, pack_codes, packed_size, unpack_bits_reference, unpack_codes
 from harness.activations.saved_state import Interval
 
 
@@ -122,7 +120,8 @@ def test_fused_forward_and_gate_match_the_unfused_path(cpu_path, forward, rule):
 @pytest.mark.parametrize("n", [10007, PARALLEL_N])
 @pytest.mark.parametrize("gated", [True, False])
 def test_jam_kernel_matches_the_hash_reference(cpu_path, gated, n):
-    from harness.activations.packing import hash_uniform_reference, jam_mul
+    from harness.activations.backends import jam_mul
+    from harness.activations.packing import hash_uniform_reference
 
     grad = torch.randn(n)
     mask = torch.rand(n) > 0.3
@@ -164,7 +163,7 @@ def test_random_source_state_round_trip():
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 8])
 @pytest.mark.parametrize("n", [7, 8, 1003, PARALLEL_N])
 def test_code_kernels_match_bucketize_and_the_level_lookup(cpu_path, bits, n):
-    from harness.activations.packing import decode_mul
+    from harness.activations.backends import decode_mul
 
     gen = torch.Generator().manual_seed(bits * 1000 + n)
     borders = torch.sort(torch.randn(2**bits - 1, generator=gen)).values
@@ -232,7 +231,7 @@ def test_kernel_isa_environment_variable_caps_the_instruction_set(value, expecte
 @pytest.mark.parametrize("n_borders,bits", [(3, 2), (16, 5), (20, 5), (100, 8), (255, 8)])
 def test_codes_for_any_border_count_up_to_two_to_the_bits(cpu_path, n_borders, bits):
     """Regression: the SIMD bodies read past their border table for 16..2^bits-2 borders."""
-    from harness.activations.packing import decode_mul
+    from harness.activations.backends import decode_mul
 
     gen = torch.Generator().manual_seed(n_borders)
     borders = torch.sort(torch.randn(n_borders, generator=gen)).values

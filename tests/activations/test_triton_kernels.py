@@ -22,7 +22,8 @@ pytest.importorskip("triton")
 # The interpreter computes with numpy, which warns about inf * 0 (the NaN results are checked).
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 
-from harness.activations import kernels, packing, triton_kernels as tk  # noqa: E402
+from harness.activations import backends, kernels, packing, triton_kernels as tk  # noqa: E402
+from harness.activations.backends import FixedKeys, GateParams, select, switch  # noqa: E402
 from harness.activations.saved_state import Interval  # noqa: E402
 
 DEVICE = torch.device(os.environ.get("HARNESS_TRITON_TEST_DEVICE", "cpu"))
@@ -81,12 +82,8 @@ def cpu_kernels():
 
 @pytest.fixture
 def reference_path():
-    """packing's eager functions with the CPU kernels off: the tensor-op path CUDA ran before."""
-    previous = kernels.set_enabled(False)
-    try:
-        yield packing
-    finally:
-        kernels.set_enabled(previous)
+    """The reference backend: the tensor-op path CUDA tensors take without the Triton kernels."""
+    return backends.REFERENCE
 
 
 def reference_gate(x, interval):
@@ -161,7 +158,7 @@ def test_gate_mul_is_the_reference(dtype, levels, reference_path):
         grad = sample(shape, dtype, seed + 100, transposed)  # NaN/inf in and outside the gate
         packed = packing.pack_bits_reference(x.reshape(grad.shape) > 0.2)
         got = run(tk.gate_mul, grad, packed, lo, hi)
-        want = reference_path._gate_mul_eager(grad, packed, lo, hi)
+        want = reference_path.gate_mul(grad, packed, GateParams(-math.inf, math.inf, True, True, (lo, hi)))
         assert_same_values(got, want.contiguous())
         if lo == 0.0:  # select semantics: exactly 0 outside the gate, even for NaN/inf gradients
             off = ~packing.unpack_bits_reference(packed, grad.numel())
@@ -187,7 +184,7 @@ def test_jam_mul_draws_the_reference_stream(dtype, gated, reference_path):
         grad = sample(shape, dtype, seed, transposed)
         packed = packing.pack_bits_reference(sample(shape, torch.float32, seed + 1) > -0.5) if gated else None
         got = run(tk.jam_mul, grad, packed, key_a, key_b)
-        assert_same_values(got, reference_path._jam_mul_eager(grad, packed, key_a, key_b).contiguous())
+        assert_same_values(got, reference_path.jam_mul(grad, packed, FixedKeys(key_a, key_b)).contiguous())
 
 
 def test_jam_mul_uniforms_are_the_hash_stream():
@@ -310,11 +307,23 @@ def test_bad_input_is_refused_with_what_was_wrong():
 
 def test_cpu_tensors_stay_on_the_cpu_kernels():
     for dtype in DTYPES:
-        assert not tk.usable(torch.zeros(4, dtype=dtype))
+        assert backends.backend_for(torch.zeros(4, dtype=dtype)) is not backends.TRITON
     st = tk.status()
     assert st["available"] and st["version"] and set(st) >= {"enabled", "used", "cuda_device", "error"}
     if not torch.cuda.is_available():
         assert st["error"] == "no CUDA device" and st["used"] is False
+
+
+class _TritonDtypesRouted:
+    """Stands in for the numpy backend: CPU tensors of the Triton dtypes go to the (interpreted)
+    Triton backend, others (the float64 of few-bit fitting) stay on numpy."""
+
+    gate_pair = None
+
+    def __getattr__(self, name):
+        def op(t, *args):
+            return getattr(backends.TRITON if t.dtype in tk.DTYPES else backends.NUMPY, name)(t, *args)
+        return op
 
 
 @pytest.mark.parametrize("backward,params,expected", [
@@ -324,7 +333,7 @@ def test_cpu_tensors_stay_on_the_cpu_kernels():
     ("quantized", {"bits": 2}, {"encode_codes", "decode_mul"}),
 ], ids=["relu_exact", "rectangular", "positive_jam", "quantized2"])
 def test_a_pair_routed_to_triton_matches_the_reference_path(backward, params, expected, monkeypatch):
-    """Pretend CPU bfloat16 tensors are CUDA ones (`usable` patched) and run a relu pair forward
+    """Pretend CPU bfloat16 tensors are CUDA ones (the selector's numpy choice patched) and run a relu pair forward
     and backward: every state and gradient pass goes through the (interpreted) Triton kernels,
     and the result equals the reference path's."""
     from harness.activations.pair import make_pair, apply_pair
@@ -336,10 +345,9 @@ def test_a_pair_routed_to_triton_matches_the_reference_path(backward, params, ex
 
     def run_pair(routed):
         if DEVICE.type == "cpu":
-            monkeypatch.setattr(tk, "usable", (lambda t: t.dtype in tk.DTYPES and not torch.compiler.is_compiling())
-                                if routed else (lambda t: False))
+            monkeypatch.setattr(select, "NUMPY", _TritonDtypesRouted() if routed else backends.NUMPY)
         else:  # a real GPU: the reference path is the one with the Triton backend off
-            monkeypatch.setattr(tk, "_enabled", routed)
+            monkeypatch.setattr(switch, "_enabled", routed)
         spec = make_pair("relu", backward, **params)
         spec.rng.seed(3)
         x = sample((7, 11), torch.bfloat16, seed=90, transposed=True).nan_to_num().to(DEVICE).requires_grad_()

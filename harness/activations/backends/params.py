@@ -1,0 +1,80 @@
+"""The parameters of a rule's bit work, in the two forms the backends read them.
+
+Eager kernels take Python numbers (`GateParams.kernel_args`, `CodeTable.tables`). Compiled
+graphs take the same values as tensors (`GateParams.bounds`, `CodeTable.borders`): Dynamo lifts a
+tensor attribute into a graph input, whereas a Python float is baked in as a constant and
+guarded, so every pair with other interval ends or levels would recompile the model (issue #14).
+Both forms are built once, when the rule is bound.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def _scalar(value, dtype=torch.float64) -> Tensor:
+    return torch.tensor(value, dtype=dtype)
+
+
+class GateParams:
+    """A 1-bit gate: g = level_hi where lo <(=) x <(=) hi, level_lo elsewhere.
+
+    Infinite ends count as closed (the kernels' convention), so +-inf inputs fall inside exactly
+    as `packing.interval_mask`, which skips infinite ends, says.
+    """
+
+    __slots__ = ("kernel_args", "levels", "bounds", "closed", "level_tensors")
+
+    def __init__(self, lo: float, hi: float, closed_lo: bool, closed_hi: bool, levels: tuple[float, float] = (0.0, 1.0)):
+        lo, hi = float(lo), float(hi)
+        self.kernel_args = (lo, hi, bool(closed_lo or lo == -math.inf), bool(closed_hi or hi == math.inf))
+        self.levels = (float(levels[0]), float(levels[1]))
+        # Graph form: float64 CPU scalars (cast to the compare dtype inside the graph, as a Python
+        # number is) and the closedness as bool scalars, so open and closed ends share one graph.
+        self.bounds = (_scalar(lo), _scalar(hi))
+        self.closed = (_scalar(self.kernel_args[2], torch.bool), _scalar(self.kernel_args[3], torch.bool))
+        self.level_tensors = (_scalar(self.levels[0]), _scalar(self.levels[1]))
+
+    @classmethod
+    def of(cls, interval, levels: tuple[float, float] = (0.0, 1.0)) -> "GateParams":
+        """From an `Interval` (saved_state.py) and the two levels."""
+        return cls(interval.lo, interval.hi, interval.closed_lo, interval.closed_hi, levels)
+
+
+class CodeTable:
+    """A b-bit code rule's sorted borders (2^b - 1 at most) and levels (2^b), float64 masters."""
+
+    __slots__ = ("borders", "levels", "bits", "_cache")
+
+    def __init__(self, borders: Tensor, levels: Tensor, bits: int):
+        self.borders = borders.detach().to(torch.float64).contiguous()
+        self.levels = levels.detach().to(torch.float64).contiguous()
+        self.bits = int(bits)
+        self._cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    def tables(self, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """(borders, levels) on `device` in `dtype`, converted once per (device, dtype) in eager
+        mode; inside a compiled graph converted in the graph (a dict filled while tracing would
+        be a side effect Dynamo has to replay)."""
+        if torch.compiler.is_compiling():
+            return self.borders.to(device=device, dtype=dtype), self.levels.to(device=device, dtype=dtype)
+        key = (device, dtype)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = (self.borders.to(device=device, dtype=dtype), self.levels.to(device=device, dtype=dtype))
+        return cached
+
+
+class FixedKeys:
+    """A key source that always gives the same two 32-bit keys (tests, the custom-op boundary)."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self, key_a: int, key_b: int):
+        self.keys = (int(key_a) & 0xFFFFFFFF, int(key_b) & 0xFFFFFFFF)
+
+    def next_keys(self) -> tuple[int, int]:
+        """The two keys."""
+        return self.keys
