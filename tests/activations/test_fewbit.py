@@ -21,7 +21,7 @@ def weighted_rmse(spec, target):
 
 
 # Fitting 2^8 levels is the slowest fit there is (about 3 s per rule and bit depth set on an idle
-# core): two targets in the fast suite, the rest with the slow tests (CI runs both).
+# core): one target in the fast suite, the rest with the slow tests (CI runs both).
 FAST_TARGETS = ("b_silu",)
 
 
@@ -32,11 +32,13 @@ def test_eight_bits_is_close_to_the_target_and_more_bits_never_fit_worse(of):
     x = torch.linspace(-6, 6, 20001, dtype=torch.float64)
     w = torch.exp(-x * x / 2)
     scale = math.sqrt(float((w * target.rule.values(x) ** 2).sum() / w.sum()))
+    # One fit per bit depth, the quantized pairs' own (cached: the saved-state tests reuse them);
+    # errors on a quadrature grid independent of the fit's.
     errors = [weighted_rmse(make_pair(forward, "quantized", bits=b, of=of), target) for b in range(1, 9)]
     # Stated tolerance: at 8 bits the N(0,1)-weighted RMS error is under 2% of the rule's RMS.
     assert errors[-1] < 0.02 * scale, errors
-    fit_errors = [fit_rule(repr(("t", of, forward)), lambda x: target.rule.values(x), b).rmse for b in range(1, 9)]
-    assert all(a >= b * (1 - 1e-6) for a, b in zip(fit_errors, fit_errors[1:])), fit_errors
+    # 2^(b+1) levels can copy the 2^b fit, so the optimal fit never gets worse with more bits.
+    assert all(a >= b * (1 - 1e-6) for a, b in zip(errors, errors[1:])), errors
 
 
 def test_dynamic_program_finds_the_optimal_split_of_a_step():

@@ -9,7 +9,7 @@ from hydra.errors import MissingConfigException
 
 from harness.activations import FORWARDS, RULES
 from harness.store.record import find_records, load_record
-from support.configs import CONF, compose_config
+from support.configs import CONF, compose_config, group_option
 
 REPO = Path(CONF).parents[1]
 
@@ -30,13 +30,25 @@ def test_config_has_every_group_with_the_documented_defaults():
 
 @pytest.mark.parametrize("forward", FORWARDS.names())
 def test_every_registered_forward_is_an_option(forward):
-    assert compose_config(f"forward={forward}")["forward"]["name"] == forward
+    assert group_option("forward", forward) == {"name": forward, **{k: p.default for k, p in FORWARDS.get(forward).params.items()}}
 
 
 @pytest.mark.parametrize("rule", RULES.names())
 def test_every_registered_rule_is_an_option_with_its_defaults(rule):
-    cfg = compose_config(f"backward={rule}")["backward"]
+    cfg = group_option("backward", rule)
     assert cfg == {"name": rule, **{k: p.default for k, p in RULES.get(rule).params.items()}}
+
+
+@pytest.mark.parametrize("group, name", [("forward", "gelu"), ("forward", "swish"), ("backward", "rectangular"),
+                                         ("backward", "quantized"), ("backward", "fewbit3")])
+def test_an_option_composes_into_the_run_config_as_hydra_looks_it_up(group, name):
+    # The per-entry tests above use Hydra's lookup; composing the whole run config adds nothing to a group.
+    assert compose_config(f"{group}={name}")[group] == group_option(group, name)
+
+
+def test_looking_up_an_unknown_option_fails():
+    with pytest.raises(MissingConfigException, match="rectangulr"):
+        group_option("backward", "rectangulr")
 
 
 @pytest.mark.parametrize("group", ["dataset", "model", "optimizer", "scheduler", "trainer", "logger", "backward"])
