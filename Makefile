@@ -66,11 +66,11 @@ figures: install  ## regenerate every committed table and figure under results/ 
 bench: install  ## full micro benchmark (both shapes, 1 and all threads) and the macro training benchmark
 	$(BIN)/harness-bench --macro
 
-bench-check: install  ## CI speed gate: quick micro run, ratios compared with the committed baseline
-	$(BIN)/harness-bench --quick --compare results/baselines/$(MACHINE_KIND).json
+bench-check: install  ## CI speed gate: quick micro and macro runs, ratios compared with the committed baseline
+	$(BIN)/harness-bench --quick --macro --compare results/baselines/$(MACHINE_KIND).json
 
 bench-baseline: install  ## refresh the baseline of this machine kind (commit the file)
-	$(BIN)/harness-bench --quick --runs 5 --json results/baselines/$(MACHINE_KIND).json
+	$(BIN)/harness-bench --quick --macro --runs 5 --json results/baselines/$(MACHINE_KIND).json
 
 clean:  ## remove generated outputs (outputs, multirun, reports)
 	rm -rf outputs multirun reports .pytest_cache

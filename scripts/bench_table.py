@@ -37,9 +37,14 @@ def micro_table(doc: dict, shape: str, threads: str) -> str:
 
 def macro_table(doc: dict) -> str:
     """Training steps/s of the macro benchmark."""
-    lines = ["| model | candidate | steps/s | time vs hand-written loop | time vs harness relu/exact |", "|---|---|---|---|---|"]
+    lines = ["| model | mode | candidate | steps/s | time vs hand-written native loop | (min/min) | time vs harness relu/exact |",
+             "|---|---|---|---|---|---|---|"]
     for e in doc.get("macro", []):
-        lines.append(f"| {e['model']} | {e['candidate']} | {e['steps_per_s']:.0f} | {e['vs_hand_exact_rounds']:.3f} | {e['vs_harness_exact_rounds']:.3f} |")
+        r = e.get("ratios") or {}
+        cells = [r.get(k) for k in ("vs_reference", "vs_reference_of_mins", "vs_harness_exact")]
+        rate = "-" if e.get("steps_per_s") is None else f"{e['steps_per_s']:.0f}"
+        lines.append(f"| {e['model']} | {e['mode']} | {e['candidate']} | {rate} | "
+                     + " | ".join("-" if v is None else f"{v:.3f}" for v in cells) + " |")
     return "\n".join(lines)
 
 

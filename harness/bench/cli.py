@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, mac
             print("compile time (first fwd+bwd call, excluded from the timings): "
                   + ", ".join(f"{k} {v:.1f} s" for k, v in seen.items()), file=out)
     elapsed = time.perf_counter() - start
-    print(f"measured in {elapsed:.1f} s", file=out)
+    if not args.macro_only:
+        print(f"measured in {elapsed:.1f} s", file=out)
 
     settings = {**config.to_json(), "runs": args.runs}
     doc = make_document(entries, settings, env, kind=kind, elapsed_s=round(elapsed, 2))
