@@ -116,10 +116,9 @@ def apply_pair(x: Tensor, spec: PairSpec) -> Tensor:
     `_PairFunction`, without its ~10 us of Python per call. Everything else, and every compiled
     graph, goes through `_PairFunction`.
     """
-    if spec.gate_pair_args is not None:
-        gate_pair = backend_for(x).gate_pair
-        if gate_pair is not None:
-            return gate_pair(x, *spec.gate_pair_args)
+    gate_pair = backend_for(x).gate_pair  # None inside compiled graphs: their tracer never reads
+    if gate_pair is not None and spec.gate_pair_args is not None:  # the floats (no guards on them)
+        return gate_pair(x, *spec.gate_pair_args)
     return _PairFunction.apply(x, spec)
 
 

@@ -232,7 +232,10 @@ class ConstantRule(BoundRule):
     def __post_init__(self):
         self.saves = Saves.NOTHING
         self.value = float(self.fn(**self.params))
-        self._value = _scalar(self.value)  # the graph form (see _scalar)
+        # What compiled graphs read: a bool (the same for every value but 1) and a tensor, not the
+        # float itself, which Dynamo would guard on.
+        self._unit = self.value == 1.0
+        self._value = _scalar(self.value)
 
     def encode(self, x, y):
         return ()
@@ -241,7 +244,7 @@ class ConstantRule(BoundRule):
         return self.value
 
     def grad_input(self, grad_output, saved, meta, rng):
-        if self.value == 1.0:
+        if self._unit:
             return grad_output
         return grad_output * self._value
 
