@@ -128,24 +128,26 @@ struct Encode {
   }
 };
 
-// grad * levels[code], the code's bit p read from plane p.
+// grad * levels[code], the code's bit p read from plane p. Bits a template argument: the loops
+// over planes unroll and the lookup's choice (permute or gather) is made at compile time.
+template <int Bits>
 struct DecodeMul {
   DecodeMulArgs a;
   V::Levels levels;
   HARNESS_TARGET HARNESS_INLINE explicit DecodeMul(const DecodeMulArgs& args)
       : a(args), levels(args.table16, args.pl) {}
   HARNESS_TARGET HARNESS_INLINE void unit(int64_t i0, int64_t count) const {
-    uint64_t planes[8];
-    for (int64_t p = 0; p < a.bits; ++p) planes[p] = load_bits(a.pp + p * a.stride + plane_byte(i0), count);
+    uint64_t planes[Bits];
+    for (int64_t p = 0; p < Bits; ++p) planes[p] = load_bits(a.pp + p * a.stride + plane_byte(i0), count);
     for (int64_t j = 0; j < count; j += V::kLanes) {
       V::I code = V::seti(0);
-      for (int64_t p = 0; p < a.bits; ++p) code = V::or_where(code, V::mask_from_bits(planes[p] >> j), p);
-      V::store(a.po + i0 + j, V::mul(V::load(a.pg + i0 + j), levels.at(code, a.bits)));
+      for (int64_t p = 0; p < Bits; ++p) code = V::or_where(code, V::mask_from_bits(planes[p] >> j), p);
+      V::store(a.po + i0 + j, V::mul(V::load(a.pg + i0 + j), levels.at(code, Bits)));
     }
   }
 };
 
-// This instruction set's entry points, handed to the dispatcher as a type (see with_bodies).
+// This instruction set's entry points, handed to the dispatcher as a type (see run_bodies).
 struct Bodies {
   template <int Op, int PLo, int PHi>
   static HARNESS_TARGET void gate_forward(const GateForwardArgs& a, int64_t i0, int64_t i1) {
@@ -163,8 +165,9 @@ struct Bodies {
   static HARNESS_TARGET void encode(const EncodeArgs& a, int64_t i0, int64_t i1) {
     for_each_unit(Encode<Op>(a), i0, i1);
   }
+  template <int Bits>
   static HARNESS_TARGET void decode_mul(const DecodeMulArgs& a, int64_t i0, int64_t i1) {
-    for_each_unit(DecodeMul(a), i0, i1);
+    for_each_unit(DecodeMul<Bits>(a), i0, i1);
   }
 };
 

@@ -27,6 +27,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "vec_traits.h"
 
@@ -122,12 +123,13 @@ void run_bodies(int64_t n, const F& f) {
   if (kUnit * units < n) f(scalar::Bodies{}, kUnit * units, n);
 }
 
-// Calls f with 0, 1 or 2 as a compile-time constant (an op, or a gate kind).
-template <class F>
-void with_012(int64_t value, F&& f) {
-  if (value == 0) f(std::integral_constant<int, 0>{});
-  else if (value == 1) f(std::integral_constant<int, 1>{});
-  else f(std::integral_constant<int, 2>{});
+// Calls f(std::integral_constant<int, value>{}) for a run-time value in [0, N): one
+// instantiation of f per value (an op, a gate kind, a bit count).
+template <int N, class F>
+void with_constant(int64_t value, F&& f) {
+  [&]<int... K>(std::integer_sequence<int, K...>) {
+    ((value == K && (f(std::integral_constant<int, K>{}), true)) || ...);
+  }(std::make_integer_sequence<int, N>{});
 }
 
 // Calls f(op, lo_predicate, hi_predicate) with compile-time constants, so the bodies get
@@ -145,7 +147,7 @@ void with_interval(int64_t op, bool closed_lo, bool closed_hi, F&& f) {
       if (closed_hi) f(op_c, GT{}, LE{}); else f(op_c, GT{}, LT{});
     }
   };
-  with_012(op, ends);
+  with_constant<3>(op, ends);
 }
 
 // Kind of gate levels: 0 = (0, 1) (a plain select), 1 = (0, hi), 2 = (lo, hi).
@@ -198,7 +200,7 @@ torch::Tensor gate_mul(torch::Tensor grad, torch::Tensor packed, double lo_level
   auto out = torch::empty_like(grad);
   const GateMulArgs a{grad.data_ptr<float>(), packed.data_ptr<uint8_t>(), out.data_ptr<float>(),
                       static_cast<float>(lo_level_d), static_cast<float>(hi_level_d)};
-  with_012(gate_kind(a.lo, a.hi), [&](auto kind) {
+  with_constant<3>(gate_kind(a.lo, a.hi), [&](auto kind) {
     using Kind = decltype(kind);
     run_bodies(n, [&](auto bodies, int64_t i0, int64_t i1) { decltype(bodies)::template gate_mul<Kind::value>(a, i0, i1); });
   });
@@ -246,7 +248,7 @@ std::tuple<torch::Tensor, torch::Tensor> encode_codes(torch::Tensor x, torch::Te
   auto y = forward_output(x, op);
   const EncodeArgs a{x.data_ptr<float>(), op ? y.data_ptr<float>() : nullptr, out.data_ptr<uint8_t>(), stride,
                      borders.data_ptr<float>(), borders.numel(), bits};
-  with_012(op, [&](auto op_c) {
+  with_constant<3>(op, [&](auto op_c) {
     using Op = decltype(op_c);
     run_bodies(n, [&](auto bodies, int64_t i0, int64_t i1) { decltype(bodies)::template encode<Op::value>(a, i0, i1); });
   });
@@ -268,7 +270,12 @@ torch::Tensor decode_mul(torch::Tensor grad, torch::Tensor packed, torch::Tensor
   auto out = torch::empty_like(grad);
   DecodeMulArgs a{grad.data_ptr<float>(), packed.data_ptr<uint8_t>(), levels.data_ptr<float>(), {}, out.data_ptr<float>(), stride, bits};
   std::copy_n(a.pl, std::min<int64_t>(16, levels.numel()), a.table16);
-  run_bodies(n, [&](auto bodies, int64_t i0, int64_t i1) { decltype(bodies)::decode_mul(a, i0, i1); });
+  with_constant<9>(bits, [&](auto bits_c) {
+    using Bits = decltype(bits_c);
+    if constexpr (Bits::value > 0) {  // bits >= 1 was checked above
+      run_bodies(n, [&](auto bodies, int64_t i0, int64_t i1) { decltype(bodies)::template decode_mul<Bits::value>(a, i0, i1); });
+    }
+  });
   return out;
 }
 
