@@ -211,8 +211,8 @@ ISA_CASES = [("avx2", "avx2"), ("scalar", "scalar"), ("sse9", "error")]
 def isa_children():
     """{HARNESS_KERNEL_ISA value: (stdout, stderr)} of a fresh process that loads the kernels with it.
 
-    The three processes start together: each spends its time importing torch, so side by side
-    they take about as long as one, where one after the other they took three times as long.
+    The three processes start together: each spends its time importing torch, so on two idle
+    cores they take half as long as one after the other (the CPU time is the same).
     """
     import os
     import subprocess
