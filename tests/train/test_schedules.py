@@ -302,7 +302,7 @@ def test_snr_default_ref_steps():
 def test_config_files_build():
     """Each conf/scheduler yaml builds exactly as the trainer will call it (DictConfig unpacked)."""
     files = {p.stem: OmegaConf.load(p) for p in CONF.glob("*.yaml")}
-    assert set(files) == {"constant", "step", "cosine", "warmup_cosine", "snr_adaptive"}
+    assert set(files) == {"constant", "step", "cosine", "warmup_cosine", "snr_adaptive", "snr_constant"}
     for stem, cfg in files.items():
         assert cfg.name in SCHEDULERS, stem
         sched = build_scheduler(optimizer=_opt(0.01), total_steps=10_000, **cfg)
