@@ -49,13 +49,16 @@ status: install  ## counts by status and the failures of the sweep SWEEP (harnes
 report: install  ## rebuild the report of SWEEP from its records (tables, figures, HTML); REPORT_ARGS="--baseline backward=exact ..."
 	$(BIN)/harness-report multirun/$(SWEEP) $(REPORT_ARGS)
 
-# Published claims on trial (results/README.md): one conf/experiment/<claim>.yaml and results/<claim>/ each.
-CLAIMS      ?= mnist1d_baselines troiano_digits troiano_single_unit fewbit_mlp
+# Published claims on trial (results/README.md): one conf/experiment/<claim>.yaml and results/<claim>/ each;
+# speed_memory_families is a measurement, not a sweep (scripts/speed_memory_families.py writes its folder).
+CLAIMS      ?= mnist1d_baselines troiano_digits troiano_single_unit troiano_jamming troiano_step_sign troiano_bnn \
+               troiano_mnist1d sugar_deep_plain vanishing_deep snr_jamming fewbit_mlp fewbit_transformer speed_memory_families
 CLAIM       ?=
 
 reproduce: install  ## re-run every claim through the cache (CLAIM=<name> for one), consolidate to results/<claim>/runs.parquet, rebuild its report
 	@set -e; for c in $(if $(CLAIM),$(CLAIM),$(CLAIMS)); do \
 	  echo "== $$c"; mkdir -p results/$$c; \
+	  if [ -f scripts/$$c.py ]; then $(BIN)/python scripts/$$c.py; continue; fi; \
 	  $(BIN)/harness-run -m +experiment=$$c hydra.sweep.dir=multirun/$$c; \
 	  $(BIN)/harness-store multirun/$$c --parquet results/$$c/runs.parquet; \
 	done; $(BIN)/python scripts/figures.py

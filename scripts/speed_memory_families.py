@@ -59,10 +59,13 @@ def _factory(forward: str, spec: str) -> ActFactory:
 
 
 def saved_bytes(model_name: str, data, act) -> int:
-    """Bytes the model keeps for backward on one training batch (pairs and everything else)."""
+    """Bytes the model keeps for backward on one training batch (pairs and everything else, the
+    batch included, parameters excluded: the run records' metrics.memory.model convention)."""
     net = _model(model_name, data, act)
-    x, y = data.x_train[:BATCH], data.y_train[:BATCH]
-    return count_saved(lambda: F.cross_entropy(net(x), y), net).total
+    # Copies: a slice of the training set would count the whole set's storage (deduplication is by storage).
+    x, y = data.x_train[:BATCH].clone(), data.y_train[:BATCH].clone()
+    saved = count_saved(lambda: F.cross_entropy(net(x), y), net)
+    return saved.total - saved.bytes_of(net.parameters())
 
 
 def measure_model(model_name: str, data, repeats: int, warmup: int) -> list[dict]:
