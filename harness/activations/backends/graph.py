@@ -1,11 +1,16 @@
 """The graph backend: what a pair's bit work becomes inside a torch.compile graph.
 
-Gates are written in plain tensor ops, so Inductor fuses the compare and the bit packing into
-the kernel that computes y, and the unpacking into the multiply of the backward pass (no opaque
-op splits the graph). The formulation matters: a sum over a (-1, 8) uint8 view ran 40x slower
-than a ReLU under Inductor, uint8 shifts 35x; OR-ing eight int32 lanes and shifting an int32
-copy of the byte keep it close to a ReLU. Bounds and levels arrive as tensors
-(`params.GateParams`), so pairs that differ only in parameters share one graph.
+Gates are graph ops with tensor parameters (`harness::gate_forward_g` / `gate_mul_g`, ops.py):
+bounds and levels arrive as tensors (`params.GateParams`), so pairs that differ only in
+parameters share one graph. AOTAutograd expands them, for static shapes, into the plain tensor
+ops below, which Inductor fuses: compare and bit packing into the kernel that computes y,
+unpacking into the backward's multiply (no opaque op splits the graph). The formulation
+matters: a sum over a (-1, 8) uint8 view ran 40x slower than a ReLU under Inductor, uint8
+shifts 35x, the backward in grad's own shape 10x; OR-ing eight int32 lanes, and shifting an
+int32 copy of each byte in the (bytes, 8) layout, keep it within 1-2.5x of a ReLU's kernel.
+For symbolic shapes (Dynamo's automatic dynamic shapes after a second input shape, e.g. a second
+model width in one process) Inductor's loops over the same ops were 10-50x slower still, so
+there they expand into one opaque op per pass that runs the eager kernels.
 
 Few-bit codes and jamming call dispatcher ops: the C++ kernels' own (`harness_kernels::*`) for
 float32 CPU tensors when the kernels are loaded, else this package's (`harness::*`, ops.py),
@@ -32,12 +37,47 @@ def _dispatcher(t: Tensor):
     return ops.namespace()
 
 
-def gate_mask(x: Tensor, gate) -> Tensor:
-    """1[x in gate] from the gate's tensor bounds; an end is closed where its flag is set."""
+def gate_mask(x: Tensor, lo: Tensor, hi: Tensor, closed_lo: Tensor, closed_hi: Tensor) -> Tensor:
+    """1[x in [lo, hi]] from tensor bounds; an end is closed where its flag is set."""
     xc = x.float() if x.dtype in _HALF else x
-    lo, hi = gate.bounds
-    closed_lo, closed_hi = gate.closed
     return ((xc > lo) | ((xc == lo) & closed_lo)) & ((xc < hi) | ((xc == hi) & closed_hi))
+
+
+def pack_lanes(mask: Tensor) -> Tensor:
+    """A bool tensor packed 8 elements per byte (packing.py's layout) in plain ops."""
+    flat = mask.reshape(-1).to(torch.int32)
+    pad = (-flat.numel()) % 8
+    if pad:
+        flat = F.pad(flat, (0, pad))
+    lanes = flat.view(-1, 8)
+    out = lanes[:, 0]
+    for j in range(1, 8):
+        out = out | (lanes[:, j] << j)
+    return out.to(torch.uint8)
+
+
+def unpack_lanes(packed: Tensor) -> Tensor:
+    """The packed bits as a (bytes, 8) bool tensor: lane j of row i is element 8 i + j."""
+    shifts = torch.arange(8, dtype=torch.int32, device=packed.device)
+    return ((packed.view(-1, 1).to(torch.int32) >> shifts) & 1) != 0
+
+
+def plain_forward_pack(x: Tensor, op: int, lo: Tensor, hi: Tensor, closed_lo: Tensor, closed_hi: Tensor) -> tuple[Tensor, Tensor]:
+    """(y, or an empty tensor for op 0; packed gate) in plain ops."""
+    y = forward_value(x, op)
+    return (y if y is not None else x.new_empty((0,))), pack_lanes(gate_mask(x, lo, hi, closed_lo, closed_hi))
+
+
+def plain_gate_mul(grad: Tensor, packed: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    """grad * (hi where the bit is set, lo elsewhere) in plain ops; 0 outside a gate whose low
+    level is 0, even for a NaN gradient (native ReLU's select)."""
+    n = grad.numel()
+    if n % 8 == 0:  # in the bits' (bytes, 8) layout: Inductor vectorises that loop
+        g, inside = grad.reshape(-1, 8), unpack_lanes(packed)
+    else:
+        g, inside = grad, unpack_lanes(packed).reshape(-1)[:n].view(grad.shape)
+    outside = torch.where(lo == 0, torch.zeros((), dtype=grad.dtype, device=grad.device), g * lo)
+    return torch.where(inside, g * hi, outside).view(grad.shape)
 
 
 class Graph(Reference):
@@ -46,33 +86,20 @@ class Graph(Reference):
     name = "graph"
 
     def pack_bits(self, mask: Tensor) -> Tensor:
-        flat = mask.reshape(-1).to(torch.int32)
-        pad = (-flat.numel()) % 8
-        if pad:
-            flat = F.pad(flat, (0, pad))
-        lanes = flat.view(-1, 8)
-        out = lanes[:, 0]
-        for j in range(1, 8):
-            out = out | (lanes[:, j] << j)
-        return out.to(torch.uint8)
+        return pack_lanes(mask)
 
     def unpack_bits(self, packed: Tensor, n: int) -> Tensor:
-        shifts = torch.arange(8, dtype=torch.int32, device=packed.device)
-        bits = (packed.view(-1, 1).to(torch.int32) >> shifts) & 1
-        return bits.reshape(-1)[:n] != 0
+        return unpack_lanes(packed).reshape(-1)[:n]
 
     def pack_interval(self, x: Tensor, gate) -> Tensor:
-        return self.pack_bits(gate_mask(x, gate))
+        return self.forward_pack(x, 0, gate)[1]
 
     def forward_pack(self, x: Tensor, op: int, gate) -> tuple[Tensor | None, Tensor]:
-        return forward_value(x, op), self.pack_interval(x, gate)
+        y, packed = ops.namespace().gate_forward_g(x, op, *gate.bounds, *gate.closed)
+        return (y if op else None), packed
 
     def gate_mul(self, grad: Tensor, packed: Tensor, gate) -> Tensor:
-        lo, hi = gate.level_tensors
-        inside = self._gate(packed, grad)
-        # 0 outside a gate whose low level is 0, even for a NaN gradient (native ReLU's select).
-        outside = torch.where(lo == 0, torch.zeros((), dtype=grad.dtype, device=grad.device), grad * lo)
-        return torch.where(inside, grad * hi, outside)
+        return ops.namespace().gate_mul_g(grad, packed, *gate.level_tensors)
 
     def jam_mul(self, grad: Tensor, packed: Tensor | None, keys) -> Tensor:
         drawn = torch.randint(0, 2**31 - 1, (2,), dtype=torch.int64)

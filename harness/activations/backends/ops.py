@@ -4,7 +4,10 @@ implementation the tracer needs.
 Two namespaces hold ops of the same schemas: `harness_kernels::*` is the C++ extension's
 (TORCH_LIBRARY in csrc/, CPU float32, no Python on the call), `harness::*` is defined here for
 every other tensor and runs the eager backend (`select.backend_for`) of its inputs. The graph
-backend picks between them per tensor. Both get their fakes from `_FAKES` below.
+backend picks between them per tensor. Both get their fakes from `_FAKES` below. `harness::`
+also holds the gates' graph ops (`gate_forward_g`, `gate_mul_g`, parameters as tensors), which
+AOTAutograd expands into plain ops for static shapes and into opaque ops that call the eager
+kernels (`gate_forward_t`, `gate_mul_t`) for symbolic ones.
 """
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ _FAKES = {
     "encode_codes": lambda x, borders, bits, op: _forward_and_state(x, op, packing.packed_size(x.numel(), bits)),
     "decode_mul": lambda grad, packed, levels, bits: _like(grad),
     "jam_mul": lambda grad, packed, keys: _like(grad),
+    # harness:: only: gates with tensor parameters (graphs with dynamic shapes, see graph.py)
+    "gate_forward_t": lambda x, op, lo, hi, closed_lo, closed_hi: _forward_and_state(x, op, packing.packed_size(x.numel())),
+    "gate_mul_t": lambda grad, packed, lo, hi: _like(grad),
 }
 
 
@@ -63,8 +69,62 @@ def _jam_mul(grad: Tensor, packed: Tensor, keys: Tensor) -> Tensor:
     return _backend(grad).jam_mul(grad, packed if packed.numel() else None, FixedKeys(*keys.tolist()))
 
 
-for _op in (_encode_codes, _decode_mul, _jam_mul):
+class _Gate:
+    """The Python-number view of a gate's tensor parameters (what the eager backends read)."""
+
+    __slots__ = ("kernel_args", "levels")
+
+    def __init__(self, kernel_args=(0.0, 0.0, True, True), levels=(0.0, 1.0)):
+        self.kernel_args, self.levels = kernel_args, levels
+
+
+@torch.library.custom_op(f"{NAMESPACE}::gate_forward_t", mutates_args=())
+def _gate_forward_t(x: Tensor, op: int, lo: Tensor, hi: Tensor, closed_lo: Tensor, closed_hi: Tensor) -> tuple[Tensor, Tensor]:
+    gate = _Gate(kernel_args=(lo.item(), hi.item(), bool(closed_lo), bool(closed_hi)))
+    y, packed = _backend(x).forward_pack(x, op, gate)
+    return (y if y is not None else x.new_empty((0,))), packed
+
+
+@torch.library.custom_op(f"{NAMESPACE}::gate_mul_t", mutates_args=())
+def _gate_mul_t(grad: Tensor, packed: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    return _backend(grad).gate_mul(grad, packed, _Gate(levels=(lo.item(), hi.item())))
+
+
+for _op in (_encode_codes, _decode_mul, _jam_mul, _gate_forward_t, _gate_mul_t):
     _op.register_fake(_FAKES[_op._name])
+
+
+# The gate ops compiled graphs call (graph.py). Implemented CompositeImplicitAutograd, so
+# AOTAutograd replaces them while it traces, when the sizes are known to be concrete or
+# symbolic (Dynamo shows user code symbolic sizes as plain ints): with concrete sizes by the
+# plain-op forms Inductor fuses, with symbolic ones by the opaque tensor-parameter ops above.
+_LIB = torch.library.Library(NAMESPACE, "FRAGMENT")
+_LIB.define("gate_forward_g(Tensor x, int op, Tensor lo, Tensor hi, Tensor closed_lo, Tensor closed_hi) -> (Tensor, Tensor)")
+_LIB.define("gate_mul_g(Tensor grad, Tensor packed, Tensor lo, Tensor hi) -> Tensor")
+
+
+def _symbolic(t: Tensor) -> bool:
+    return isinstance(t.numel(), torch.SymInt)
+
+
+def _gate_forward_g(x, op, lo, hi, closed_lo, closed_hi):
+    if _symbolic(x):
+        return namespace().gate_forward_t(x, op, lo, hi, closed_lo, closed_hi)
+    from .graph import plain_forward_pack
+
+    return plain_forward_pack(x, op, lo, hi, closed_lo, closed_hi)
+
+
+def _gate_mul_g(grad, packed, lo, hi):
+    if _symbolic(grad):
+        return namespace().gate_mul_t(grad, packed, lo, hi)
+    from .graph import plain_gate_mul
+
+    return plain_gate_mul(grad, packed, lo, hi)
+
+
+_LIB.impl("gate_forward_g", _gate_forward_g, "CompositeImplicitAutograd")
+_LIB.impl("gate_mul_g", _gate_mul_g, "CompositeImplicitAutograd")
 
 
 def namespace():

@@ -1,0 +1,103 @@
+"""Whole compiled training steps: our gate pairs against compiled native ReLU (issue #14).
+
+MLP in-W-W-10 (two hidden layers of width W), batch 256, SGD; the step is the trainer's compile
+path (harness.train): `compile_model(model)` forward, eager cross-entropy, backward, optimizer
+step, gradients dropped. Candidates run in interleaved rounds in one process; each round times
+`--steps` steps per candidate, and the reported ratio is the median over rounds of (candidate
+step time / native step time in the same round).
+
+    .venv/bin/python scripts/compiled_step_bench.py --widths 128 1024 --rounds 15
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.activations import ActFactory, compile_model  # noqa: E402
+from harness.activations.backends import ops  # noqa: E402
+from harness.models.mlp import MLP  # noqa: E402
+
+BATCH, IN_FEATURES, CLASSES = 256, 256, 10
+PAIRS = {"native relu": None, "relu/exact": ("relu", "exact"), "relu/rectangular": ("relu", "rectangular"),
+         # The same pair in the form graphs with symbolic shapes take: one opaque op per pass,
+         # whose Python implementation calls the C++ kernels (for comparison with the fused form).
+         "relu/exact opaque": ("relu", "exact", "opaque")}
+
+
+def build_step(pair, width: int):
+    """(step function, model) for one candidate, compiled and warmed up."""
+    torch.manual_seed(0)
+    act = (lambda: nn.ReLU()) if pair is None else ActFactory(*pair[:2])
+    model = MLP(IN_FEATURES, CLASSES, act, depth=2, width=width, residual=False, bias=True)
+    compiled = compile_model(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    params = list(model.parameters())
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(BATCH, IN_FEATURES, generator=gen)
+    y = torch.randint(0, CLASSES, (BATCH,), generator=gen)
+
+    def step():
+        loss = F.cross_entropy(compiled(x), y)
+        loss.backward()
+        opt.step()
+        for p in params:
+            p.grad = None
+
+    symbolic = ops._symbolic
+    if pair is not None and pair[2:] == ("opaque",):
+        ops._symbolic = lambda t: True  # read while tracing only
+    try:
+        for _ in range(5):  # compile (forward and backward graphs) and warm up
+            step()
+    finally:
+        ops._symbolic = symbolic
+    return step
+
+
+def time_steps(step, n: int) -> float:
+    """Median seconds of one step over `n` steps."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main(argv=None) -> None:
+    """Print per-width medians and ratios to compiled native ReLU."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--widths", type=int, nargs="+", default=[128, 1024])
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--steps", type=int, default=20, help="steps per candidate per round")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"MLP {IN_FEATURES}-W-W-{CLASSES}, batch {BATCH}, SGD, compiled (harness compile_model), "
+          f"threads={args.threads}, {args.rounds} interleaved rounds x {args.steps} steps")
+    print(f"{'width':>5}  {'pair':<18} {'step ms':>8}  {'x native':>8}  {'x native min':>12}")
+    for width in args.widths:
+        # Each width compiles afresh: a second shape would make Dynamo trace every model of the
+        # same forward code with dynamic shapes, native ReLU included.
+        torch._dynamo.reset()
+        steps = {name: build_step(pair, width) for name, pair in PAIRS.items()}
+        per_round = {name: [] for name in PAIRS}
+        for _ in range(args.rounds):
+            for name, step in steps.items():
+                per_round[name].append(time_steps(step, args.steps))
+        native = per_round["native relu"]
+        for name, times in per_round.items():
+            ratio = statistics.median(t / n for t, n in zip(times, native))
+            print(f"{width:>5}  {name:<18} {statistics.median(times) * 1e3:8.3f}  {ratio:8.3f}  {min(times) / min(native):12.3f}")
+
+
+if __name__ == "__main__":
+    main()

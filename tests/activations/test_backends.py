@@ -1,0 +1,133 @@
+"""Every backend against the reference backend, bit for bit, through the one selector
+(harness/activations/backends/). The Triton backend has its own file (test_triton_kernels.py)."""
+import math
+
+import pytest
+import torch
+
+from harness.activations import backends, kernels
+from harness.activations.backends import CodeTable, FixedKeys, GateParams
+
+SPECIAL = [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 0.25]
+GATES = [GateParams(0.0, math.inf, False, True), GateParams(-0.5, 0.5, True, True, (0.0, 2.5)),
+         GateParams(-1.0, 1.0, False, False, (0.1, 1.3)), GateParams(-math.inf, 0.25, True, False, (-1.0, 0.5))]
+
+
+def _same(got, want):
+    """Equal values and NaN positions (+0 and -0 count as equal, as in torch.equal)."""
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert torch.equal(got.isnan(), want.isnan()) and torch.equal(got.nan_to_num(0.0), want.nan_to_num(0.0))
+
+
+def _compiled(fn):
+    """fn traced by Dynamo and run by Inductor (the graph backend), static shapes."""
+    torch._dynamo.reset()
+    return torch.compile(fn, dynamic=False, fullgraph=True)
+
+
+def _backend(name):
+    if name == "cpu" and kernels.load() is None:
+        pytest.skip("compiled kernels unavailable")
+    return backends.BACKENDS[name]
+
+
+def _inputs(n, dtype, seed):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.cat([torch.tensor(SPECIAL), torch.randn(n, generator=gen)]).to(dtype)
+    grad = torch.cat([torch.tensor(SPECIAL[::-1]), torch.randn(n, generator=gen)]).to(dtype)
+    return x.reshape(-1, 1)[:, 0], grad  # odd lengths are not a multiple of 8
+
+
+def test_the_selector_picks_by_device_dtype_and_tracing():
+    assert backends.backend_for(torch.zeros(3, dtype=torch.float64)) is backends.NUMPY
+    expected = backends.CPU if kernels.load() is not None else backends.NUMPY
+    assert backends.backend_for(torch.zeros(3)) is expected
+    previous = backends.set_enabled(False)
+    try:
+        assert backends.backend_for(torch.zeros(3)) is backends.NUMPY
+    finally:
+        backends.set_enabled(previous)
+    seen = []
+    torch.compile(lambda t: seen.append(backends.backend_for(t)) or t + 1, backend="eager")(torch.zeros(3))
+    assert seen == [backends.GRAPH]
+
+
+@pytest.mark.parametrize("name", ["numpy", "cpu"])
+@pytest.mark.parametrize("n", [7, 64, 1001])
+@pytest.mark.parametrize("gate", GATES, ids=["relu", "rect", "open", "left_inf"])
+def test_eager_gate_ops_equal_the_reference(name, n, gate):
+    backend, ref = _backend(name), backends.REFERENCE
+    x, grad = _inputs(n, torch.float32, n)
+    for op in (0, 1, 2):
+        y, packed = backend.forward_pack(x, op, gate)
+        y_ref, packed_ref = ref.forward_pack(x, op, gate)
+        assert torch.equal(packed, packed_ref)
+        if op:
+            _same(y, y_ref)
+    _same(backend.gate_mul(grad, packed_ref, gate), ref.gate_mul(grad, packed_ref, gate))
+    _same(backend.jam_mul(grad, packed_ref, FixedKeys(3, 4)), ref.jam_mul(grad, packed_ref, FixedKeys(3, 4)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("n", [1001, 1006], ids=["padded", "whole_bytes"])
+def test_compiled_gate_ops_equal_the_reference(dtype, n):
+    """The plain-op gate forms Inductor fuses: the same bits and gradients as the reference."""
+    ref = backends.REFERENCE
+    x, grad = _inputs(n, dtype, n + 1)
+
+    def every_gate(t, g):
+        outs = []
+        for gate in GATES:
+            y, packed = backends.backend_for(t).forward_pack(t, 1, gate)
+            outs += [y, packed, backends.backend_for(g).gate_mul(g, packed, gate)]
+        return outs
+
+    got = _compiled(every_gate)(x, grad)
+    for i, gate in enumerate(GATES):
+        y, packed, grad_in = got[3 * i : 3 * i + 3]
+        y_ref, packed_ref = ref.forward_pack(x, 1, gate)
+        assert torch.equal(packed, packed_ref)
+        _same(y, y_ref)
+        _same(grad_in, ref.gate_mul(grad, packed_ref, gate))
+
+
+def test_compiled_gates_with_dynamic_shapes_call_the_tensor_parameter_ops():
+    """Symbolic shapes: one opaque op per pass (Inductor's symbolic bit loops were 10-50x slower)."""
+    from harness.activations import ActivationPair
+
+    torch._dynamo.reset()
+    targets = []
+
+    def record(gm, example_inputs):
+        targets.extend(str(node.target) for node in gm.graph.nodes if node.op == "call_function")
+        return gm.forward
+
+    from torch._dynamo.backends.common import aot_autograd
+    from functorch.compile import make_boxed_func
+
+    module = ActivationPair("relu", "rectangular", a=-0.3, b=0.7)
+    compiled = torch.compile(module, dynamic=True, backend=aot_autograd(
+        fw_compiler=lambda gm, ex: make_boxed_func(record(gm, ex)), bw_compiler=lambda gm, ex: make_boxed_func(record(gm, ex))))
+    for shape in [(5, 7), (16, 33)]:
+        x = torch.randn(shape, requires_grad=True)
+        upstream = torch.randn(shape)
+        (grad,) = torch.autograd.grad(compiled(x), x, upstream)
+        (expected,) = torch.autograd.grad(module(x), x, upstream)
+        assert torch.equal(grad, expected)
+    assert {t.rsplit(".", 1)[0] for t in targets if t.startswith("harness")} == {"harness.gate_forward_t", "harness.gate_mul_t"}
+
+
+@pytest.mark.parametrize("name", ["numpy", "cpu"])
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_eager_code_ops_equal_the_reference(name, bits):
+    backend, ref = _backend(name), backends.REFERENCE
+    x, grad = _inputs(1001, torch.float32, bits)
+    gen = torch.Generator().manual_seed(bits)
+    table = CodeTable(torch.sort(torch.randn(2**bits - 1, generator=gen)).values, torch.randn(2**bits, generator=gen), bits)
+    borders, levels = table.tables(x.device, x.dtype)
+    for op in (0, 1, 2):
+        y, packed = backend.encode_codes(x, borders, bits, op)
+        y_ref, packed_ref = ref.encode_codes(x, borders, bits, op)
+        assert torch.equal(packed, packed_ref) and (y is None) == (y_ref is None) == (op == 0)
+    _same(backend.decode_mul(grad, packed_ref, levels, bits), ref.decode_mul(grad, packed_ref, levels, bits))
+    _same(backend.decode_levels(packed_ref, x.numel(), bits, levels), ref.decode_levels(packed_ref, x.numel(), bits, levels))
