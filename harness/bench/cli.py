@@ -68,13 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--macro", action="store_true",
                    help="also run the macro benchmark: training steps/s of the MNIST-1D MLP, CNN and a width-1024 "
                         "MLP, eager and compiled, harness trainer vs a hand-written native-ReLU loop (a few "
-                        "minutes; with --quick: MLP and CNN eager, MLP compiled, under a minute)")
+                        "minutes; with --quick: MLP and CNN eager, MLP compiled, about a minute)")
     p.add_argument("--macro-only", action="store_true",
                    help="run only the macro benchmark (implies --macro; --compare then checks the macro rows only)")
     p.add_argument("--macro-models", default=None, help=f"macro models, e.g. 'mlp,cnn1d' (known: {', '.join(MODELS)})")
     p.add_argument("--macro-modes", default=None, help="macro modes: eager and/or compile, e.g. 'eager'")
     p.add_argument("--macro-repeats", type=int, default=None,
-                   help="macro rounds (default 11, 7 with --quick)")
+                   help="macro rounds (default 11, 5 with --quick)")
     p.add_argument("--system-malloc", action="store_true",
                    help="keep glibc's default malloc thresholds (by default they are raised so that no candidate "
                         "page-faults fresh memory on each call; see harness/allocator.py)")
@@ -239,11 +239,6 @@ def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, mac
     if not args.macro_only:
         print(f"measured in {elapsed:.1f} s", file=out)
 
-    settings = {**config.to_json(), "runs": args.runs}
-    doc = make_document(entries, settings, env, kind=kind, elapsed_s=round(elapsed, 2))
-    if any((e.get("contention") or {}).get("contended") for e in entries):
-        log("note: some multi-thread rows were measured under contention (all* in the table); "
-            "for a baseline, rerun when the machine is quieter")
     macro_entries: list[dict[str, Any]] = []
     if macro_config is not None:
         macro_start = time.perf_counter()
@@ -253,6 +248,13 @@ def main(argv: list[str] | None = None, *, measurer: Measurer | None = None, mac
               "ratios are medians of per-round time ratios; min = min/min over the rounds)", file=out)
         print(format_macro(macro_entries), file=out)
         print(f"macro measured in {time.perf_counter() - macro_start:.1f} s", file=out)
+    # Made after both measurements, so that the document's loadavg_end is taken at the end of both.
+    settings = {**config.to_json(), "runs": args.runs}
+    doc = make_document(entries, settings, env, kind=kind, elapsed_s=round(elapsed, 2))
+    if any((e.get("contention") or {}).get("contended") for e in entries):
+        log("note: some multi-thread rows were measured under contention (all* in the table); "
+            "for a baseline, rerun when the machine is quieter")
+    if macro_config is not None:
         doc["macro"] = macro_entries
         doc["settings"]["macro"] = macro_config.to_json()
     status = 0
