@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any, Callable
 
 import torch
@@ -172,15 +173,13 @@ def harness_candidate(model: str, data, act, steps: int, batch_size: int, compil
 def candidates(model: str, mode: str, rules: tuple[str, ...], data, steps: int, batch_size: int) -> dict[str, Callable]:
     """The candidates of one group, reference first (builders only: nothing runs here)."""
     compile = mode == "compile"
-    out: dict[str, Callable[[], Callable]] = {
-        REFERENCE: lambda: hand_candidate(model, data, _native_relu, steps, batch_size, compile),
-    }
+    shared = dict(model=model, data=data, steps=steps, batch_size=batch_size)
+    out: dict[str, Callable[[], Callable]] = {REFERENCE: partial(hand_candidate, act=_native_relu, compile=compile, **shared)}
     if not compile:
-        out["hand/exact"] = lambda: hand_candidate(model, data, ActFactory("relu", "exact"), steps, batch_size, False)
-    out["harness/native"] = lambda: harness_candidate(model, data, _native_relu, steps, batch_size, compile)
+        out["hand/exact"] = partial(hand_candidate, act=ActFactory("relu", "exact"), compile=False, **shared)
+    out["harness/native"] = partial(harness_candidate, act=_native_relu, compile=compile, **shared)
     for rule in ("exact", *rules):
-        out[f"harness/{rule}"] = (lambda r: lambda: harness_candidate(model, data, ActFactory("relu", r), steps,
-                                                                      batch_size, compile))(rule)
+        out[f"harness/{rule}"] = partial(harness_candidate, act=ActFactory("relu", rule), compile=compile, **shared)
     return out
 
 
