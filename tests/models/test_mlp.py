@@ -32,3 +32,28 @@ def test_depth_zero_is_a_linear_probe_and_bias_flag(simple_act, counting_act):
     no_bias = build_model("mlp", input_shape=(5,), num_classes=2, act=simple_act, width=4,
                           bias=False)
     assert count_parameters(no_bias) == 5 * 4 + 4 * 4 + 4 * 2
+
+
+def test_xavier_init_is_glorot_uniform_with_zero_biases(simple_act):
+    """init=xavier: every weight inside +-sqrt(6 / (fan_in + fan_out)) and spread like that uniform
+    (std = bound / sqrt(3)), biases zero; the default keeps torch's init; a typo is a ParameterError."""
+    import math
+
+    import pytest
+
+    from harness.errors import ParameterError
+
+    torch.manual_seed(0)
+    model = build_model("mlp", input_shape=(64,), num_classes=10, act=simple_act, depth=3, width=256, init="xavier")
+    for layer in [*model.layers, model.head]:
+        fan_out, fan_in = layer.weight.shape
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        assert layer.weight.abs().max() <= bound and torch.count_nonzero(layer.bias) == 0
+        assert abs(layer.weight.std().item() - bound / math.sqrt(3)) < 0.05 * bound
+    torch.manual_seed(0)
+    default = build_model("mlp", input_shape=(64,), num_classes=10, act=simple_act, depth=3, width=256)
+    fan_in = 256
+    assert abs(default.layers[1].weight.std().item() - 1 / math.sqrt(3 * fan_in)) < 0.05 / math.sqrt(3 * fan_in)
+    assert torch.count_nonzero(default.layers[1].bias) > 0
+    with pytest.raises(ParameterError, match="init must be one of torch, xavier"):
+        build_model("mlp", input_shape=(64,), num_classes=10, act=simple_act, init="glorot")
