@@ -1,7 +1,7 @@
 """The graph backend: what a pair's bit work becomes inside a torch.compile graph.
 
 Gates are graph ops with tensor parameters (`harness::gate_forward_g` / `gate_mul_g`, ops.py):
-bounds and levels arrive as tensors (`params.GateParams`), so pairs that differ only in
+bounds and levels arrive as one tensor (`params.GateParams.values`), so pairs that differ only in
 parameters share one graph. AOTAutograd expands them, for static shapes, into the plain tensor
 ops below, which Inductor fuses: compare and bit packing into the kernel that computes y,
 unpacking into the backward's multiply (no opaque op splits the graph). The formulation
@@ -37,9 +37,11 @@ def _dispatcher(t: Tensor):
     return ops.namespace()
 
 
-def gate_mask(x: Tensor, lo: Tensor, hi: Tensor, closed_lo: Tensor, closed_hi: Tensor) -> Tensor:
-    """1[x in [lo, hi]] from tensor bounds; an end is closed where its flag is set."""
+def gate_mask(x: Tensor, params: Tensor) -> Tensor:
+    """1[x in [lo, hi]] from a gate's parameter tensor (`GateParams.values`); an end is closed
+    where its flag is 1."""
     xc = x.float() if x.dtype in _HALF else x
+    lo, hi, closed_lo, closed_hi = params[0], params[1], params[2] != 0, params[3] != 0
     return ((xc > lo) | ((xc == lo) & closed_lo)) & ((xc < hi) | ((xc == hi) & closed_hi))
 
 
@@ -62,15 +64,16 @@ def unpack_lanes(packed: Tensor) -> Tensor:
     return ((packed.view(-1, 1).to(torch.int32) >> shifts) & 1) != 0
 
 
-def plain_forward_pack(x: Tensor, op: int, lo: Tensor, hi: Tensor, closed_lo: Tensor, closed_hi: Tensor) -> tuple[Tensor, Tensor]:
+def plain_forward_pack(x: Tensor, op: int, params: Tensor) -> tuple[Tensor, Tensor]:
     """(y, or an empty tensor for op 0; packed gate) in plain ops."""
     y = forward_value(x, op)
-    return (y if y is not None else x.new_empty((0,))), pack_lanes(gate_mask(x, lo, hi, closed_lo, closed_hi))
+    return (y if y is not None else x.new_empty((0,))), pack_lanes(gate_mask(x, params))
 
 
-def plain_gate_mul(grad: Tensor, packed: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
-    """grad * (hi where the bit is set, lo elsewhere) in plain ops; 0 outside a gate whose low
-    level is 0, even for a NaN gradient (native ReLU's select)."""
+def plain_gate_mul(grad: Tensor, packed: Tensor, params: Tensor) -> Tensor:
+    """grad * (level_hi where the bit is set, level_lo elsewhere) in plain ops; 0 outside a gate
+    whose low level is 0, even for a NaN gradient (native ReLU's select)."""
+    lo, hi = params[4], params[5]
     n = grad.numel()
     if n % 8 == 0:  # in the bits' (bytes, 8) layout: Inductor vectorises that loop
         g, inside = grad.reshape(-1, 8), unpack_lanes(packed)
@@ -95,11 +98,11 @@ class Graph(Reference):
         return self.forward_pack(x, 0, gate)[1]
 
     def forward_pack(self, x: Tensor, op: int, gate) -> tuple[Tensor | None, Tensor]:
-        y, packed = ops.namespace().gate_forward_g(x, op, *gate.bounds, *gate.closed)
+        y, packed = ops.namespace().gate_forward_g(x, op, gate.values)
         return (y if op else None), packed
 
     def gate_mul(self, grad: Tensor, packed: Tensor, gate) -> Tensor:
-        return ops.namespace().gate_mul_g(grad, packed, *gate.level_tensors)
+        return ops.namespace().gate_mul_g(grad, packed, gate.values)
 
     def jam_mul(self, grad: Tensor, packed: Tensor | None, keys) -> Tensor:
         drawn = torch.randint(0, 2**31 - 1, (2,), dtype=torch.int64)

@@ -34,8 +34,8 @@ _FAKES = {
     "decode_mul": lambda grad, packed, levels, bits: _like(grad),
     "jam_mul": lambda grad, packed, keys: _like(grad),
     # harness:: only: gates with tensor parameters (graphs with dynamic shapes, see graph.py)
-    "gate_forward_t": lambda x, op, lo, hi, closed_lo, closed_hi: _forward_and_state(x, op, packing.packed_size(x.numel())),
-    "gate_mul_t": lambda grad, packed, lo, hi: _like(grad),
+    "gate_forward_t": lambda x, op, params: _forward_and_state(x, op, packing.packed_size(x.numel())),
+    "gate_mul_t": lambda grad, packed, params: _like(grad),
 }
 
 
@@ -70,7 +70,8 @@ def _jam_mul(grad: Tensor, packed: Tensor, keys: Tensor) -> Tensor:
 
 
 class _Gate:
-    """The Python-number view of a gate's tensor parameters (what the eager backends read)."""
+    """The Python-number view of a gate's parameter tensor (`params.GateParams.values`): what
+    the eager backends read (forward_pack only the interval, gate_mul only the levels)."""
 
     __slots__ = ("kernel_args", "levels")
 
@@ -79,15 +80,15 @@ class _Gate:
 
 
 @torch.library.custom_op(f"{NAMESPACE}::gate_forward_t", mutates_args=())
-def _gate_forward_t(x: Tensor, op: int, lo: Tensor, hi: Tensor, closed_lo: Tensor, closed_hi: Tensor) -> tuple[Tensor, Tensor]:
-    gate = _Gate(kernel_args=(lo.item(), hi.item(), bool(closed_lo), bool(closed_hi)))
-    y, packed = _backend(x).forward_pack(x, op, gate)
+def _gate_forward_t(x: Tensor, op: int, params: Tensor) -> tuple[Tensor, Tensor]:
+    lo, hi, closed_lo, closed_hi, _, _ = params.tolist()
+    y, packed = _backend(x).forward_pack(x, op, _Gate(kernel_args=(lo, hi, bool(closed_lo), bool(closed_hi))))
     return (y if y is not None else x.new_empty((0,))), packed
 
 
 @torch.library.custom_op(f"{NAMESPACE}::gate_mul_t", mutates_args=())
-def _gate_mul_t(grad: Tensor, packed: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
-    return _backend(grad).gate_mul(grad, packed, _Gate(levels=(lo.item(), hi.item())))
+def _gate_mul_t(grad: Tensor, packed: Tensor, params: Tensor) -> Tensor:
+    return _backend(grad).gate_mul(grad, packed, _Gate(levels=tuple(params[4:].tolist())))
 
 
 for _op in (_encode_codes, _decode_mul, _jam_mul, _gate_forward_t, _gate_mul_t):
@@ -99,28 +100,28 @@ for _op in (_encode_codes, _decode_mul, _jam_mul, _gate_forward_t, _gate_mul_t):
 # symbolic (Dynamo shows user code symbolic sizes as plain ints): with concrete sizes by the
 # plain-op forms Inductor fuses, with symbolic ones by the opaque tensor-parameter ops above.
 _LIB = torch.library.Library(NAMESPACE, "FRAGMENT")
-_LIB.define("gate_forward_g(Tensor x, int op, Tensor lo, Tensor hi, Tensor closed_lo, Tensor closed_hi) -> (Tensor, Tensor)")
-_LIB.define("gate_mul_g(Tensor grad, Tensor packed, Tensor lo, Tensor hi) -> Tensor")
+_LIB.define("gate_forward_g(Tensor x, int op, Tensor params) -> (Tensor, Tensor)")
+_LIB.define("gate_mul_g(Tensor grad, Tensor packed, Tensor params) -> Tensor")
 
 
 def _symbolic(t: Tensor) -> bool:
     return isinstance(t.numel(), torch.SymInt)
 
 
-def _gate_forward_g(x, op, lo, hi, closed_lo, closed_hi):
+def _gate_forward_g(x, op, params):
     if _symbolic(x):
-        return namespace().gate_forward_t(x, op, lo, hi, closed_lo, closed_hi)
+        return namespace().gate_forward_t(x, op, params)
     from .graph import plain_forward_pack
 
-    return plain_forward_pack(x, op, lo, hi, closed_lo, closed_hi)
+    return plain_forward_pack(x, op, params)
 
 
-def _gate_mul_g(grad, packed, lo, hi):
+def _gate_mul_g(grad, packed, params):
     if _symbolic(grad):
-        return namespace().gate_mul_t(grad, packed, lo, hi)
+        return namespace().gate_mul_t(grad, packed, params)
     from .graph import plain_gate_mul
 
-    return plain_gate_mul(grad, packed, lo, hi)
+    return plain_gate_mul(grad, packed, params)
 
 
 _LIB.impl("gate_forward_g", _gate_forward_g, "CompositeImplicitAutograd")

@@ -1,7 +1,7 @@
 """The parameters of a rule's bit work, in the two forms the backends read them.
 
 Eager kernels take Python numbers (`GateParams.kernel_args`, `CodeTable.tables`). Compiled
-graphs take the same values as tensors (`GateParams.bounds`, `CodeTable.borders`): Dynamo lifts a
+graphs take the same values as tensors (`GateParams.values`, `CodeTable.borders`): Dynamo lifts a
 tensor attribute into a graph input, whereas a Python float is baked in as a constant and
 guarded, so every pair with other interval ends or levels would recompile the model (issue #14).
 Both forms are built once, when the rule is bound.
@@ -14,10 +14,6 @@ import torch
 from torch import Tensor
 
 
-def _scalar(value, dtype=torch.float64) -> Tensor:
-    return torch.tensor(value, dtype=dtype)
-
-
 class GateParams:
     """A 1-bit gate: g = level_hi where lo <(=) x <(=) hi, level_lo elsewhere.
 
@@ -25,17 +21,17 @@ class GateParams:
     as `packing.interval_mask`, which skips infinite ends, says.
     """
 
-    __slots__ = ("kernel_args", "levels", "bounds", "closed", "level_tensors")
+    __slots__ = ("kernel_args", "levels", "values")
 
     def __init__(self, lo: float, hi: float, closed_lo: bool, closed_hi: bool, levels: tuple[float, float] = (0.0, 1.0)):
         lo, hi = float(lo), float(hi)
         self.kernel_args = (lo, hi, bool(closed_lo or lo == -math.inf), bool(closed_hi or hi == math.inf))
         self.levels = (float(levels[0]), float(levels[1]))
-        # Graph form: float64 CPU scalars (cast to the compare dtype inside the graph, as a Python
-        # number is) and the closedness as bool scalars, so open and closed ends share one graph.
-        self.bounds = (_scalar(lo), _scalar(hi))
-        self.closed = (_scalar(self.kernel_args[2], torch.bool), _scalar(self.kernel_args[3], torch.bool))
-        self.level_tensors = (_scalar(self.levels[0]), _scalar(self.levels[1]))
+        # Graph form: one float64 CPU tensor [lo, hi, closed_lo, closed_hi, level_lo, level_hi]
+        # (closedness as 1/0, so open and closed ends share one graph; the values are cast to the
+        # compare dtype inside the graph, as a Python number is). One tensor, not six: each
+        # tensor a graph reads adds guards that run on every call.
+        self.values = torch.tensor([*self.kernel_args, *self.levels], dtype=torch.float64)
 
     @classmethod
     def of(cls, interval, levels: tuple[float, float] = (0.0, 1.0)) -> "GateParams":
