@@ -94,7 +94,7 @@ def draw(points: pd.DataFrame, stem: Path) -> None:
         fig, ax = plt.subplots(figsize=(3.3, 2.6))
         for k, (claim, group) in enumerate(points.groupby("claim", sort=True)):
             ax.scatter(group.cosine, group.difference_points, s=12, color=OKABE_ITO[k % len(OKABE_ITO)],
-                       marker=MARKERS[k % len(MARKERS)], label=claim)
+                       marker=MARKERS[(k + k // len(OKABE_ITO)) % len(MARKERS)], label=claim)  # colour repeats after 8: marker differs
         ax.axhline(0.0, color="#666666", linewidth=0.6, linestyle="--")
         ax.set_xlabel("gradient cosine to the exact derivative (end of training)")
         ax.set_ylabel("test accuracy − exact rule (points)")

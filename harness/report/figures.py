@@ -12,6 +12,7 @@ a paper column (3.3 in wide, 7 pt text), which also reads at full width.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -378,7 +379,8 @@ def layer_gradient_norms(runs: pd.DataFrame, summary: pd.DataFrame, o: SummaryOp
             found = _weight_norms(group, column)
             if found is None or found[1].shape[1] < 2:
                 continue
-            with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a layer with no finite norm in any seed: NaN, not drawn
                 mean = np.exp(np.nanmean(np.log(np.where(found[1] > 0, found[1], np.nan)), axis=0))
             ax.plot(np.arange(1, len(mean) + 1), mean, marker="o", markersize=2.5, color=OKABE_ITO[k % len(OKABE_ITO)],
                     linestyle="-" if k < len(OKABE_ITO) else "--", label=labels[cid] if ax is axes[0, 0] else None)
