@@ -58,7 +58,12 @@ def config_labels(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
         # next to rectangular(a=-0.5)); a parameter only one name has is implied by the name.
         varying = [c for c in params if (table[c].map(repr).groupby(names).nunique() > 1).any()]
         names_vary = names.nunique() > 1
-        if not varying and not names_vary and group not in _ALWAYS:
+        # A model that ignores the configured forward (the GRU's own sigmoid/tanh gates, a model with
+        # no activation) carries what it really uses in the runs table's label: show that label.
+        own = group == "forward" and group in table and table[group].notna().any()
+        overridden = own and any(isinstance(label, str) and not label.startswith(str(name))
+                                 for label, name in zip(table[group], table.get(name_col, table[group])))
+        if not varying and not names_vary and not overridden and group not in _ALWAYS:
             if group in table and table[group].notna().any():
                 common[group] = str(table[group].dropna().iloc[0])
             continue
@@ -69,6 +74,9 @@ def config_labels(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
             name = row.get(name_col) if name_col in table else None
             ps = ", ".join(f"{c.split('.', 2)[2]}={_fmt_value(row[c])}" for c in varying if not _is_missing(row[c]))
             base = "" if _is_missing(name) else str(name)
+            if overridden and isinstance(row[group], str) and not row[group].startswith(base):
+                texts.append(row[group])
+                continue
             texts.append(f"{base}({ps})" if ps and base else (ps or base or "–"))
         labels[group] = texts
     return labels, common

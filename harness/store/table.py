@@ -316,6 +316,20 @@ def _probe_series(activations: list | None, grad_norms: list | None) -> dict:
     return out
 
 
+def _used_forwards(pair: Any) -> str | None:
+    """The forward label of a model that ignores the configured forward: the forwards of the pairs it
+    really uses ('sigmoid + tanh' for the GRU's gates, 'none' for a model with no activation), or None
+    when the configured forward is what runs (the usual case) or the record does not say."""
+    used = pair.get("used") if isinstance(pair, dict) else None
+    if not isinstance(used, list) or not all(isinstance(u, str) for u in used):
+        return None
+    if not used:
+        return "none" if pair.get("label") == "no activation" else None
+    forwards = sorted({u.split("/", 1)[0] for u in used})
+    configured = pair.get("forward")
+    return None if forwards == [configured] or len(forwards) == 1 and forwards[0].split("(")[0] == configured else " + ".join(forwards)
+
+
 def record_row(record: dict, path: str | Path = "", *, current_code: str | None = None) -> dict:
     """The table row of one record (already schema-checked by `validate_record`).
 
@@ -348,7 +362,7 @@ def record_row(record: dict, path: str | Path = "", *, current_code: str | None 
     record_code = row.get("code_hash")
     row.update({
         "dataset": names["dataset"], "model": names["model"],
-        "forward": _label(forward), "backward": _label(cfg.get("backward")),
+        "forward": _used_forwards(record.get("pair")) or _label(forward), "backward": _label(cfg.get("backward")),
         # Optimizer by name and learning rate (the rest is in config_id and the cfg.* columns).
         "optimizer": _label({k: v for k, v in (cfg.get("optimizer") or {}).items() if k in ("name", "lr")}),
         "scheduler": _label(cfg.get("scheduler")),

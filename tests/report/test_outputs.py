@@ -136,3 +136,17 @@ def test_layer_norm_and_dead_unit_figures_draw_what_the_probes_say(tmp_path):
     bare = runs.assign(gn_param=None, gn_norm_first=None, gn_norm_last=None, fid_dead_fraction=None)
     assert layer_gradient_norms(bare, summary, SummaryOptions()).startswith("layer gradient norms:")
     assert dead_unit_curves(bare, summary, SummaryOptions()).startswith("dead units:")
+
+
+def test_tables_show_the_forward_a_model_really_uses(tmp_path):
+    """A GRU's records say its gates are sigmoid and tanh pairs although forward=relu was configured:
+    the summary's forward column shows that, next to an MLP that runs the configured relu."""
+    gru = make_record("relu", "exact", 0, 0.9)
+    gru["config"]["model"] = {"name": "gru"}
+    del gru["identity"]  # keys recomputed from the changed config
+    gru["pair"].update(used=["sigmoid/exact", "tanh/exact"], label="sigmoid/exact + tanh/exact")
+    write(tmp_path, "gru", gru)
+    write(tmp_path, "mlp", make_record("relu", "exact", 0, 0.6))
+    runs, _ = load_runs(tmp_path)
+    labels, _ = config_labels(summarize(runs))
+    assert sorted(labels["forward"]) == ["relu", "sigmoid + tanh"]

@@ -89,3 +89,17 @@ def test_probe_series_dead_units_and_layer_gradient_norms(tmp_path):
     back = read_parquet(write_parquet(df, tmp_path / "runs.parquet"))
     assert back.gn_param.iloc[0] == ["layers.0.weight", "head.weight"] and back.gn_norm_last.iloc[0] == [2e-3, 0.25]
     assert back.fid_dead_fraction.iloc[0][:2] == [0.0, 0.25]
+
+
+def test_forward_label_says_what_the_model_really_uses(tmp_path):
+    """A GRU ignores forward=relu (its gates are sigmoid and tanh pairs), a logistic model uses no
+    activation: the table's forward label says so; a model that uses the configured forward keeps it."""
+    gru = make_record("relu", "exact", 0)
+    gru["pair"].update(used=["sigmoid/exact", "tanh/exact"], label="sigmoid/exact + tanh/exact")
+    logistic = make_record("relu", "exact", 1)
+    logistic["pair"].update(used=[], label="no activation")
+    plain = make_record("gelu", "exact", 2)
+    plain["pair"].update(used=["gelu(approximate=none)/exact"])
+    rows = {r["seed"]: r for r in (record_row(gru, "g"), record_row(logistic, "l"), record_row(plain, "p"))}
+    assert rows[0]["forward"] == "sigmoid + tanh" and rows[1]["forward"] == "none" and rows[2]["forward"] == "gelu"
+    assert rows[0]["forward_name"] == "relu"  # the configured axis value stays where sweeps and scripts select by it
