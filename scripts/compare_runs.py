@@ -49,8 +49,9 @@ def matching(runs: pd.DataFrame, wanted: dict[str, str]) -> pd.DataFrame:
 
 
 def compare(runs: pd.DataFrame, against: dict[str, str], select: dict[str, str], metric: str,
-            group_by: list[str]) -> list[dict]:
-    """One row per configuration in `select` (grouped by `group_by`) against the `against` runs."""
+            group_by: list[str]) -> tuple[list[dict], object, int]:
+    """One row per configuration in `select` (grouped by `group_by`) against the `against` runs,
+    plus the reference's mean interval and run count."""
     base = matching(runs, against)
     if base.empty:
         raise SystemExit(f"compare_runs: no ok run matches --against {against}")

@@ -28,7 +28,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from harness.activations import ActFactory  # noqa: E402
-from harness.bench.macro import MODELS, _model, hand_candidate  # noqa: E402
+from harness.bench.macro import MODELS, hand_candidate, macro_model  # noqa: E402
+from harness.bench.specs import parse_pair  # noqa: E402
 from harness.bench.timing import interleaved_rounds, round_ratios  # noqa: E402
 from harness.data import load_dataset  # noqa: E402
 from harness.environment import environment  # noqa: E402
@@ -53,15 +54,15 @@ BATCH = 100
 
 
 def _factory(forward: str, spec: str) -> ActFactory:
-    rule, _, args = spec.partition(":")
-    params = {k: int(v) if v.isdigit() else v for k, v in (a.split("=") for a in args.split(",") if a)}
-    return ActFactory(forward, rule, backward_params=params)
+    """An act factory for 'forward/spec', parsed as harness-bench --pairs parses it."""
+    pair = parse_pair(f"{forward}/{spec}")
+    return ActFactory(pair.forward, pair.rule, backward_params=dict(pair.params))
 
 
 def saved_bytes(model_name: str, data, act) -> int:
     """Bytes the model keeps for backward on one training batch (pairs and everything else, the
     batch included, parameters excluded: the run records' metrics.memory.model convention)."""
-    net = _model(model_name, data, act)
+    net = macro_model(model_name, data, act)
     # Copies: a slice of the training set would count the whole set's storage (deduplication is by storage).
     x, y = data.x_train[:BATCH].clone(), data.y_train[:BATCH].clone()
     saved = count_saved(lambda: F.cross_entropy(net(x), y), net)

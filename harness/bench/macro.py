@@ -124,7 +124,7 @@ def _native_relu() -> nn.Module:
     return nn.ReLU()
 
 
-def _model(model: str, data, act) -> nn.Module:
+def macro_model(model: str, data, act) -> nn.Module:
     """The same initial weights for every candidate of a model (seed 0)."""
     spec = MODELS[model]
     torch.manual_seed(0)
@@ -152,7 +152,7 @@ def hand_loop(model: nn.Module, forward: Callable, opt: torch.optim.Optimizer, d
 
 def hand_candidate(model: str, data, act, steps: int, batch_size: int, compile: bool) -> Callable[[], None]:
     """One round of the hand-written loop; torch's Adam with the trainer's default flags."""
-    net = _model(model, data, act)
+    net = macro_model(model, data, act)
     opt = torch.optim.Adam(net.parameters(), lr=LR, foreach=True)
     forward = torch.compile(net) if compile else net
     gen = torch.Generator().manual_seed(0)
@@ -161,7 +161,7 @@ def hand_candidate(model: str, data, act, steps: int, batch_size: int, compile: 
 
 def harness_candidate(model: str, data, act, steps: int, batch_size: int, compile: bool) -> Callable[[], Any]:
     """One round of the harness Trainer (one fit() of `steps` steps), built once."""
-    net = _model(model, data, act)
+    net = macro_model(model, data, act)
     opt = build_optimizer("adam", net, lr=LR)
     settings = TrainerSettings(steps=steps, batch_size=batch_size, eval_every=steps, timing_warmup=0,
                                diagnostics_points=0, compile=compile)

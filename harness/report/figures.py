@@ -265,8 +265,10 @@ def memory_bars(runs: pd.DataFrame, summary: pd.DataFrame, o: SummaryOptions):
     return fig
 
 
-def grad_cosine_curves(runs: pd.DataFrame, summary: pd.DataFrame, o: SummaryOptions):
-    """Gradient cosine to the exact derivative (parameters through a pair) against training step."""
+def _probe_curves(runs: pd.DataFrame, summary: pd.DataFrame, o: SummaryOptions, x_col: str, y_col: str,
+                  scale: float = 1.0, band: bool = False):
+    """One axis with the mean over seeds of a per-probe series (x_col, y_col) for each of the top
+    configurations, optionally with a min..max band: (fig, ax, note), or None when none has data."""
     ok = runs[runs.status == "ok"]
     shown, note = _top(summary, o.metric, 10)
     labels = dict(zip(summary.config_id, pair_labels(summary)))
@@ -274,16 +276,28 @@ def grad_cosine_curves(runs: pd.DataFrame, summary: pd.DataFrame, o: SummaryOpti
     ax = axes[0, 0]
     drawn = 0
     for k, cid in enumerate(shown.config_id):
-        stack = _curve_stack(ok[ok.config_id == cid], "fid_step", "fid_cos_pairs")
+        stack = _curve_stack(ok[ok.config_id == cid], x_col, y_col)
         if stack is None or not np.isfinite(stack[1]).any():
             continue
         x, ys = stack
-        ax.plot(x, np.nanmean(ys, axis=0), marker="o", markersize=2.5, color=OKABE_ITO[k % len(OKABE_ITO)], label=labels[cid])
+        colour = OKABE_ITO[k % len(OKABE_ITO)]
+        ax.plot(x, np.nanmean(ys, axis=0) * scale, marker="o", markersize=2.5, color=colour, label=labels[cid])
+        if band and len(ys) > 1:
+            ax.fill_between(x, np.nanmin(ys, axis=0) * scale, np.nanmax(ys, axis=0) * scale, color=colour, alpha=0.15, linewidth=0)
         drawn += 1
     if not drawn:
         plt.close(fig)
-        return "gradient cosine: no configuration has a defined cosine (flat forwards, or records without through_pairs)"
+        return None
     ax.set_xlabel("training step")
+    return fig, ax, note
+
+
+def grad_cosine_curves(runs: pd.DataFrame, summary: pd.DataFrame, o: SummaryOptions):
+    """Gradient cosine to the exact derivative (parameters through a pair) against training step."""
+    drawn = _probe_curves(runs, summary, o, "fid_step", "fid_cos_pairs")
+    if drawn is None:
+        return "gradient cosine: no configuration has a defined cosine (flat forwards, or records without through_pairs)"
+    fig, ax, note = drawn
     ax.set_ylabel("cosine to exact gradient\n(parameters through a pair)")
     ax.set_ylim(top=1.02)
     ax.set_title("Gradient fidelity during training" + note)
@@ -324,26 +338,10 @@ def time_to_target_bars(runs: pd.DataFrame, summary: pd.DataFrame, o: SummaryOpt
 def dead_unit_curves(runs: pd.DataFrame, summary: pd.DataFrame, o: SummaryOptions):
     """Fraction of dead units (zero output on the whole probe batch) of the ReLU-like pairs against
     training step: mean over seeds, band min..max (SUGAR's dying-ReLU picture)."""
-    ok = runs[runs.status == "ok"]
-    shown, note = _top(summary, o.metric, 10)
-    labels = dict(zip(summary.config_id, pair_labels(summary)))
-    fig, axes = _figure(height=2.4)
-    ax = axes[0, 0]
-    drawn = 0
-    for k, cid in enumerate(shown.config_id):
-        stack = _curve_stack(ok[ok.config_id == cid], "fid_act_step", "fid_dead_fraction")
-        if stack is None or not np.isfinite(stack[1]).any():
-            continue
-        x, ys = stack
-        colour = OKABE_ITO[k % len(OKABE_ITO)]
-        ax.plot(x, np.nanmean(ys, axis=0) * 100, marker="o", markersize=2.5, color=colour, label=labels[cid])
-        if len(ys) > 1:
-            ax.fill_between(x, np.nanmin(ys, axis=0) * 100, np.nanmax(ys, axis=0) * 100, color=colour, alpha=0.15, linewidth=0)
-        drawn += 1
-    if not drawn:
-        plt.close(fig)
+    drawn = _probe_curves(runs, summary, o, "fid_act_step", "fid_dead_fraction", scale=100, band=True)
+    if drawn is None:
         return "dead units: no configuration has ReLU-like pairs with activation probes"
-    ax.set_xlabel("training step")
+    fig, ax, note = drawn
     ax.set_ylabel("dead units (%)")
     ax.set_ylim(bottom=0)
     ax.set_title("Dead units during training (band: min..max over seeds)" + note)

@@ -304,15 +304,17 @@ def _probe_series(activations: list | None, grad_norms: list | None) -> dict:
         return out
     if not isinstance(grad_norms, list):
         raise _Bad(f"field diagnostics.grad_norms must be a list, got {type(grad_norms).__name__}")
-    for where in {0, len(grad_norms) - 1} if grad_norms else ():
-        if not isinstance(grad_norms[where], dict):
-            raise _Bad(f"field diagnostics.grad_norms[{where}] must be an object, got {type(grad_norms[where]).__name__}")
-    if grad_norms:
-        names = [k for k in grad_norms[0] if k != "step"]
-        out["gn_param"] = names
-        for column, where in (("gn_norm_first", 0), ("gn_norm_last", len(grad_norms) - 1)):
-            values = [_number(grad_norms[where].get(k), f"diagnostics.grad_norms[{where}].{k}") for k in names]
-            out[column] = [math.nan if v is None else v for v in values]
+    if not grad_norms:
+        return out
+    names: list[str] | None = None
+    for column, where in (("gn_norm_first", 0), ("gn_norm_last", len(grad_norms) - 1)):
+        probe = grad_norms[where]
+        if not isinstance(probe, dict):
+            raise _Bad(f"field diagnostics.grad_norms[{where}] must be an object, got {type(probe).__name__}")
+        names = names if names is not None else [k for k in probe if k != "step"]
+        values = [_number(probe.get(k), f"diagnostics.grad_norms[{where}].{k}") for k in names]
+        out[column] = [math.nan if v is None else v for v in values]
+    out["gn_param"] = names
     return out
 
 
@@ -326,8 +328,9 @@ def _used_forwards(pair: Any) -> str | None:
     if not used:
         return "none" if pair.get("label") == "no activation" else None
     forwards = sorted({u.split("/", 1)[0] for u in used})
-    configured = pair.get("forward")
-    return None if forwards == [configured] or len(forwards) == 1 and forwards[0].split("(")[0] == configured else " + ".join(forwards)
+    if len(forwards) == 1 and forwards[0].split("(", 1)[0] == pair.get("forward"):
+        return None  # the configured forward (its label may carry parameters: 'gelu(approximate=none)')
+    return " + ".join(forwards)
 
 
 def record_row(record: dict, path: str | Path = "", *, current_code: str | None = None) -> dict:
