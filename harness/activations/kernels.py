@@ -207,6 +207,13 @@ def gate_pair(x: torch.Tensor, op: int, lo: float, hi: float, closed_lo: bool, c
     return _module.gate_pair(x, op, lo, hi, closed_lo, closed_hi, level_lo, level_hi)
 
 
+def gate_pair_function(op: int, lo: float, hi: float, closed_lo: bool, closed_hi: bool, level_lo: float,
+                       level_hi: float):
+    """The same pair as `gate_pair` bound to its arguments: a C++ callable `f(x)` (a call converts
+    one tensor instead of eight arguments)."""
+    return _module.GatePair(op, lo, hi, closed_lo, closed_hi, level_lo, level_hi)
+
+
 def jam_mul(grad: torch.Tensor, packed: torch.Tensor | None, key_a: int, key_b: int) -> torch.Tensor:
     """grad * gate * u, u = hash_uniform(i; key_a, key_b) (see packing.hash_uniform_reference)."""
     return _module.jam_mul(grad, _NO_GATE if packed is None else packed, key_a, key_b)

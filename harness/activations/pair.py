@@ -31,6 +31,11 @@ class PairSpec:
         self.rule = rule
         self.rng = rng if rng is not None else RandomSource(0)
         self.gate_pair_args = rule.fused_pair_args(forward)
+        self.fused_gate = None  # the backend's callable for gate_pair_args, bound on first use
+
+    def __getstate__(self) -> dict:
+        # The bound C++ callable is a cache: a pickled model must not need the extension to load.
+        return {**self.__dict__, "fused_gate": None}
 
     def describe(self) -> str:
         """'forward/rule' with parameters, for logs and tables."""
@@ -111,14 +116,17 @@ def make_pair(
 def apply_pair(x: Tensor, spec: PairSpec) -> Tensor:
     """Apply a built pair to `x` (the functional core).
 
-    Gate rules with a fused forward (relu/step) run as one C++ autograd function where the
-    backend has one (the CPU kernels' `gate_pair`, float32): the same kernels and saved bits as
-    `_PairFunction`, without its ~10 us of Python per call. Everything else, and every compiled
-    graph, goes through `_PairFunction`.
+    Gate rules with a fused forward (relu/step) run in one C++ call where the backend has one
+    (the CPU kernels' `gate_pair`, float32): the same kernels and saved bits as `_PairFunction`,
+    with a hand-written autograd node instead of its ~10 us of Python per call. Everything else,
+    and every compiled graph, goes through `_PairFunction`.
     """
-    gate_pair = backend_for(x).gate_pair  # None inside compiled graphs: their tracer never reads
-    if gate_pair is not None and spec.gate_pair_args is not None:  # the floats (no guards on them)
-        return gate_pair(x, *spec.gate_pair_args)
+    bind = backend_for(x).gate_pair  # None inside compiled graphs: their tracer never reads
+    if bind is not None and spec.gate_pair_args is not None:  # the floats (no guards on them)
+        fused = spec.fused_gate
+        if fused is None:
+            fused = spec.fused_gate = bind(*spec.gate_pair_args)
+        return fused(x)
     return _PairFunction.apply(x, spec)
 
 

@@ -300,3 +300,38 @@ def test_cpp_gate_pair_handles_zero_dim_and_empty_tensors():
         assert y.shape == x.shape and torch.equal(y, torch.relu(x.detach()))
         (g,) = torch.autograd.grad(y.sum(), x)
         assert torch.equal(g, (x.detach() > 0).float())
+
+
+def test_cpp_gate_pair_node_behaves_like_a_native_op():
+    """The hand-written autograd node: a graph only under grad mode, its name in grad_fn, a second
+    backward refused once the saved bits are freed (as native ops do); a pair module deep-copies
+    without its bound callable (a cache, bound again on first use)."""
+    import copy
+
+    from harness.activations import kernels
+
+    if kernels.load() is None:
+        pytest.skip("compiled kernels unavailable")
+    spec = make_pair("relu", "rectangular")
+    fused = kernels.gate_pair_function(*spec.gate_pair_args)
+    x = torch.randn(4, 100, requires_grad=True)
+    with torch.no_grad():
+        assert fused(x).grad_fn is None and not fused(x).requires_grad
+    assert fused(x.detach()).grad_fn is None
+    y = fused(x)
+    assert type(y.grad_fn).__name__ == "GatePairBackward" or "GatePairBackward" in y.grad_fn.name()
+    y.sum().backward()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.sum().backward()
+    upstream = torch.randn(4, 100)
+    leaf = x.detach().clone().requires_grad_()
+    (g,) = torch.autograd.grad(fused(leaf), leaf, upstream)
+    assert torch.equal(g, spec.rule.reference_grad(x.detach(), upstream))
+    # A model holding pairs deep-copies after its pairs have bound their C++ callable.
+    module = ActivationPair("relu", "exact")
+    module(torch.randn(3))
+    assert module.spec.fused_gate is not None
+    clone = copy.deepcopy(module)
+    assert clone.spec.fused_gate is None
+    assert torch.equal(clone(torch.tensor([-1.0, 2.0])), torch.tensor([0.0, 2.0]))
+    assert clone.spec.fused_gate is not None

@@ -14,9 +14,10 @@ class CpuKernels(Numpy):
     """The compiled kernels (see reference.py for the operations)."""
 
     name = "cpu"
-    # relu/step(x) with a 1-bit gate backward as one C++ autograd function (no Python in either
-    # pass): the same kernels and saved bits as forward_pack + gate_mul.
-    gate_pair = staticmethod(kernels.gate_pair)
+    # relu/step(x) with a 1-bit gate backward in C++ (no Python in either pass): the same kernels
+    # and saved bits as forward_pack + gate_mul. `gate_pair(*args)` binds one pair's arguments
+    # (PairSpec.gate_pair_args) and returns the callable `f(x)`.
+    gate_pair = staticmethod(kernels.gate_pair_function)
 
     def pack_interval(self, x: Tensor, gate) -> Tensor:
         return kernels.pack_interval(x, *gate.kernel_args)

@@ -40,7 +40,7 @@ class Reference:
     """Tensor-op implementations of the backend operations (see the module docstring)."""
 
     name = "reference"
-    gate_pair = None  # only the C++ backend runs a whole gate pair as one autograd function
+    gate_pair = None  # only the C++ backend runs a whole gate pair in one call (cpu.py)
 
     def pack_bits(self, mask: Tensor) -> Tensor:
         return packing.pack_bits_reference(mask)

@@ -21,6 +21,9 @@
 // every bit plane, so parallel tasks never share a byte; the SIMD bodies get whole units only
 // (4 or 8 vectors each, unrolled), the Scalar ones also the tensor's last n % 64 elements.
 #include <torch/extension.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/autograd/saved_variable.h>
 #include <ATen/Parallel.h>
 #include <algorithm>
 #include <cstdint>
@@ -288,41 +291,71 @@ int64_t set_isa(int64_t level) {
   return g_isa;
 }
 
-// gate_pair: the whole eager pair for a gate rule with a fused forward, as a C++ autograd
-// function: y = relu/step(x) with the packed gate saved, dL/dx = dL/dy * (bit ? hi : lo).
-// The same computation as pair.py's _PairFunction with GateRule (tests compare them); it only
-// skips the Python autograd.Function machinery: fwd+bwd of a 64-element pair took 40 us through
-// it and 31 us here (native ReLU: 25 us), which is what a small model's activations cost.
-class GatePairFunction : public torch::autograd::Function<GatePairFunction> {
- public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, int64_t op, double lo,
-                               double hi, bool closed_lo, bool closed_hi, double level_lo, double level_hi) {
-    auto [y, packed] = gate_forward(x, op, lo, hi, closed_lo, closed_hi);
-    ctx->save_for_backward({packed});
-    ctx->saved_data["level_lo"] = level_lo;
-    ctx->saved_data["level_hi"] = level_hi;
-    return y;
-  }
+// gate_pair: the whole eager pair for a gate rule with a fused forward, in C++: y = relu/step(x)
+// with the packed gate saved, dL/dx = dL/dy * (bit ? hi : lo). The same computation as pair.py's
+// _PairFunction with GateRule (tests compare them), without Python in either pass.
+//
+// The backward is a hand-written autograd Node, as torch's generated ops have (ReluBackward0),
+// not a torch::autograd::Function: Function's generic machinery (an AutogradContext, a hash map
+// of saved values, output wrapping, a variable list per call) cost ~2 us per fwd+bwd more than
+// native ReLU on a 100x100 tensor, which is what a small model's step feels. A `GatePair` object
+// holds one pair's arguments, so a call converts one tensor instead of eight arguments.
+struct GatePairBackward : public torch::autograd::Node {
+  torch::autograd::SavedVariable packed_;
+  double level_lo_ = 0.0, level_hi_ = 1.0;
 
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const double lo = ctx->saved_data["level_lo"].toDouble(), hi = ctx->saved_data["level_hi"].toDouble();
-    torch::Tensor grad;
-    if (grads[0].requires_grad()) {
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    const torch::Tensor& g = grads[0];
+    if (!g.defined()) return {torch::Tensor()};
+    const torch::Tensor packed = packed_.unpack();  // raises after release (backward twice)
+    if (g.requires_grad()) {
       // create_graph=True (double backward): a product autograd can differentiate in the
       // upstream gradient; the kernel alone would return a result without history.
-      grad = grads[0] * gate_mul(torch::ones_like(grads[0]), saved[0], lo, hi);
-    } else {
-      grad = gate_mul(grads[0], saved[0], lo, hi);
+      return {g * gate_mul(torch::ones_like(g), packed, level_lo_, level_hi_)};
     }
-    return {grad, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {gate_mul(g, packed, level_lo_, level_hi_)};
+  }
+  std::string name() const override { return "GatePairBackward"; }
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    packed_.reset_data();
   }
 };
 
+struct GatePair {
+  int64_t op;
+  double lo, hi;
+  bool closed_lo, closed_hi;
+  double level_lo, level_hi;
+
+  torch::Tensor operator()(const torch::Tensor& x) const {
+    const bool needs_grad = torch::autograd::compute_requires_grad(x);
+    torch::Tensor y, packed;
+    {
+      // The kernels' own allocations skip the autograd dispatch keys (they record nothing).
+      at::AutoDispatchBelowADInplaceOrView below_autograd;
+      std::tie(y, packed) = gate_forward(x, op, lo, hi, closed_lo, closed_hi);
+    }
+    if (needs_grad) {
+      auto node = c10::make_intrusive<GatePairBackward>();
+      node->set_next_edges(torch::autograd::collect_next_edges(x));
+      node->packed_ = torch::autograd::SavedVariable(packed, /*is_output=*/false);
+      node->level_lo_ = level_lo;
+      node->level_hi_ = level_hi;
+      torch::autograd::set_history(y, node);
+    }
+    return y;
+  }
+};
+
+GatePair make_gate_pair(int64_t op, double lo, double hi, bool closed_lo, bool closed_hi, double level_lo, double level_hi) {
+  TORCH_CHECK(op == 1 || op == 2, "gate_pair: op must be 1 (relu) or 2 (step), got ", op);
+  return GatePair{op, lo, hi, closed_lo, closed_hi, level_lo, level_hi};
+}
+
 torch::Tensor gate_pair(const torch::Tensor& x, int64_t op, double lo, double hi, bool closed_lo, bool closed_hi,
                         double level_lo, double level_hi) {
-  TORCH_CHECK(op == 1 || op == 2, "gate_pair: op must be 1 (relu) or 2 (step)");
-  return GatePairFunction::apply(x, op, lo, hi, closed_lo, closed_hi, level_lo, level_hi);
+  return make_gate_pair(op, lo, hi, closed_lo, closed_hi, level_lo, level_hi)(x);
 }
 
 // The same kernels as dispatcher ops, for torch.compile'd graphs: Inductor calls them straight
@@ -354,7 +387,10 @@ TORCH_LIBRARY_IMPL(harness_kernels, CPU, m) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gate_forward", &gate_forward, "packed 1[x in interval], plus y = relu(x) or step(x) (op 1/2), in one pass");
   m.def("gate_mul", &gate_mul, "grad * (bit ? hi : lo)");
-  m.def("gate_pair", &gate_pair, "relu/step forward with a 1-bit gate backward, as one C++ autograd function");
+  m.def("gate_pair", &gate_pair, "relu/step forward with a 1-bit gate backward, in C++ (one call)");
+  pybind11::class_<GatePair>(m, "GatePair", "one gate pair's arguments; call it on a float32 CPU tensor")
+      .def(pybind11::init(&make_gate_pair))
+      .def("__call__", &GatePair::operator(), "relu/step(x) with the 1-bit gate backward");
   m.def("jam_mul", &jam_mul, "grad * gate * U(0,1) from a counter-based hash");
   m.def("encode_codes", &encode_codes, "b-bit codes of x against sorted borders, packed in bit planes (+ relu/step y)");
   m.def("decode_mul", &decode_mul, "grad * levels[code] from packed bit planes");
