@@ -214,6 +214,18 @@ def gate_pair_function(op: int, lo: float, hi: float, closed_lo: bool, closed_hi
     return _module.GatePair(op, lo, hi, closed_lo, closed_hi, level_lo, level_hi)
 
 
+def count_correct(logits: torch.Tensor, labels: torch.Tensor) -> int:
+    """#{i: logits[i].argmax() == labels[i]} for float32 (N, C) logits and int64 labels, with
+    torch.argmax's rule for ties (first maximum) and NaNs (a NaN is the maximum)."""
+    return _module.count_correct(logits, labels)
+
+
+def fold_steps(losses: list, logits: list, labels: list) -> tuple[float, int]:
+    """(sum of the losses in float64, correct predictions) over a run of steps: one CPU value,
+    float32 (N, C) logits and int64 labels per step (count_correct's rule)."""
+    return _module.fold_steps(losses, logits, labels)
+
+
 def jam_mul(grad: torch.Tensor, packed: torch.Tensor | None, key_a: int, key_b: int) -> torch.Tensor:
     """grad * gate * u, u = hash_uniform(i; key_a, key_b) (see packing.hash_uniform_reference)."""
     return _module.jam_mul(grad, _NO_GATE if packed is None else packed, key_a, key_b)

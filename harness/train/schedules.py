@@ -44,7 +44,7 @@ from harness.errors import ParameterError, ParameterTypeError, UnknownNameError
 from harness.registry import Registry
 from harness.suggest import unknown_name_message
 
-from .lr_schedule import LRSchedule
+from .lr_schedule import ConstantFactor, LRSchedule
 from .settings import integer, keyword_params, real, reject_missing, reject_unknown, takes_var_keyword
 from .snr_adaptive import SNRAdaptiveSchedule
 
@@ -165,7 +165,7 @@ class WarmupThen(SequentialLR):
 @register_shape("constant")
 def _constant(optimizer: torch.optim.Optimizer, *, total_steps: int, base_lrs: Sequence[float]) -> LRScheduler:
     """Constant learning rate: lr(t) = base_lr."""
-    return LambdaLR(optimizer, lambda step: 1.0)
+    return LambdaLR(optimizer, ConstantFactor())
 
 
 @register_shape("step")

@@ -163,6 +163,21 @@ class Trainer:
         n_probe = min(settings.probe_batch_size, data.x_train.shape[0])
         self.probe = (data.x_train[:n_probe], data.y_train[:n_probe])
         self.step_fn = compile_model(model) if settings.compile else model
+        self._saved_memory: dict[str, Any] | None = None  # saved_memory(), measured once
+
+    def saved_memory(self) -> dict[str, Any]:
+        """Bytes autograd saves for one training step: {"saved_bytes_per_step", "model"} (see
+        harness.train.memory). Measured on the first call (three probe forwards of one batch, the
+        graph freed without backward) and kept: they depend on the model and the batch shape, which
+        a Trainer never changes, not on the weights."""
+        if self._saved_memory is None:
+            model = self.model
+            xb0, yb0 = next(iter(self.batches))
+            with preserved_state(model):  # the probe forward must not move BatchNorm stats or RNGs
+                saved = saved_bytes_by_activation(model, lambda: loss_fn(model(xb0), yb0))
+                model_memory = model_saved_memory(model, lambda: loss_fn(model(xb0), yb0))
+            self._saved_memory = {"saved_bytes_per_step": saved, "model": model_memory}
+        return self._saved_memory
 
     def _evaluate(self, result: TrainResult, step: int, train_loss: float, train_acc: float) -> None:
         s, c = self.settings, result.curves
@@ -195,15 +210,10 @@ class Trainer:
         diag_steps = _diagnostic_steps(self.total_steps, s.diagnostics_points)
         model, opt = self.model, self.optimizer
         model.train()
-        # Bytes autograd saves for one training step (forward graph only, freed without backward).
-        xb0, yb0 = next(iter(self.batches))
-        with preserved_state(model):  # the probe forward must not move BatchNorm stats or RNGs
-            saved = saved_bytes_by_activation(model, lambda: loss_fn(model(xb0), yb0))
-            model_memory = model_saved_memory(model, lambda: loss_fn(model(xb0), yb0))
-        result.metrics["memory"] = {"saved_bytes_per_step": saved, "model": model_memory}
+        result.metrics["memory"] = dict(self.saved_memory())
         # Loss and accuracy accumulate on the device (RunningStats): no host sync per step (on a
         # GPU an .item() every step would serialise the pipeline). A NaN/inf loss poisons the sum,
-        # which is checked every DIVERGENCE_CHECK_EVERY steps.
+        # which is checked every DIVERGENCE_CHECK_EVERY steps; accuracy is folded at evaluations.
         stats = RunningStats(self.device)
         # Wall-clock figures go to metrics["speed"] only (curves and the rest stay reproducible):
         # training seconds so far (steps only, no evaluation or probes) at each evaluation.

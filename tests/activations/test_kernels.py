@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+import torch
 
 from harness.activations import kernels
 
@@ -123,3 +124,28 @@ def test_loaded_kernels_report_where_they_came_from():
     assert (kernels.build_dir() / kernels._COMPLETE).exists()
     assert isinstance(status["built_in_process"], bool)
     assert (status["build_seconds"] is not None) == status["built_in_process"]
+
+
+def test_count_correct_and_fold_steps_follow_torch_argmax_ties_and_nans():
+    """The trainer's C++ accuracy counter: torch.argmax's first maximum on ties, a NaN as the
+    maximum (the first NaN), all-equal rows; fold_steps sums the losses in float64."""
+    if kernels.load() is None:
+        pytest.skip("compiled kernels unavailable")
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(500, 7, generator=gen).round()  # rounding makes ties common
+    logits[3] = 0.0
+    logits[5, 2] = float("nan")
+    logits[6, [1, 4]] = float("nan")
+    logits[7] = float("nan")
+    logits[8, 0] = float("inf")
+    labels = torch.randint(0, 7, (500,), generator=gen)
+    labels[3], labels[5], labels[6], labels[7] = 0, 2, 1, 0
+    expected = int((logits.argmax(1) == labels).sum())
+    assert 0 < kernels.count_correct(logits, labels) == expected < 500
+    assert kernels.count_correct(logits.t().contiguous().t(), labels) == expected  # non-contiguous input
+    halves = [logits[:250], logits[250:]], [labels[:250], labels[250:]]
+    losses = [torch.tensor(0.1), torch.tensor(0.2, dtype=torch.float64)]
+    loss_sum, correct = kernels.fold_steps(losses, *halves)
+    assert correct == expected and loss_sum == pytest.approx(float(torch.tensor(0.1)) + 0.2, abs=1e-15)
+    with pytest.raises(RuntimeError, match="int64 CPU labels"):
+        kernels.count_correct(logits, labels.int())

@@ -43,6 +43,26 @@ def test_constant():
     assert sched.last_scale == 1.0
 
 
+def test_constant_schedule_steps_without_torchs_scheduler_and_resumes():
+    """A constant schedule only counts steps (torch's step() would set the same rates); its
+    state still resumes exactly, and a scale that moves (snr_adaptive) is still applied."""
+    opt = _opt(0.3, groups=2)
+    sched = build_scheduler("constant", opt, total_steps=100)
+    sched.scheduler.step = lambda *a: (_ for _ in ()).throw(AssertionError("torch scheduler stepped"))
+    for _ in range(50):
+        sched.step()
+    assert sched.last_step == 50 and sched.scheduler.last_epoch == 50
+    assert [g["lr"] for g in opt.param_groups] == [0.3, 0.6] and sched.get_last_lr() == [0.3, 0.6]
+    state = sched.state_dict()
+    resumed = build_scheduler("constant", _opt(0.3, groups=2), total_steps=100)
+    resumed.load_state_dict(state)
+    assert resumed.last_step == 50 and resumed.scheduler.last_epoch == 50 and resumed.get_last_lr() == [0.3, 0.6]
+    del sched.scheduler.step  # back to torch's method
+    sched.last_scale = 0.5  # what snr_adaptive does before calling LRSchedule.step
+    sched.step()
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.15, 0.3])
+
+
 def test_step_decay_at_boundaries():
     sched = build_scheduler("step", _opt(0.8), total_steps=10, step_size=3, gamma=0.5)
     lrs = _lrs(sched, 10)

@@ -35,17 +35,44 @@ def _clock(phases: bool = False, synchronizing: bool = False):
     return StepClock(timer, phases), timer, fake, syncs
 
 
-def test_running_stats_are_the_window_means_and_reset_on_take():
-    stats = RunningStats(torch.device("cpu"))
+@pytest.mark.parametrize("host", [None, False])  # CPU default (host, C++ fold) / the device path of GPUs
+def test_running_stats_are_the_window_means_and_reset_on_take(host):
+    stats = RunningStats(torch.device("cpu"), host=host)
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]], requires_grad=True)
     for loss, labels in ((1.0, [0, 1]), (3.0, [0, 0])):  # 2 + 1 of 4 predictions right
         stats.add(torch.tensor(loss, requires_grad=True) * 1, logits * 1, torch.tensor(labels))
     assert stats.mean_loss() == pytest.approx(2.0)
+    from harness.activations import kernels
+
+    assert stats.host is (host is None and kernels.load() is not None)
     stats.add(torch.tensor(5.0), logits, torch.tensor([1, 1]))
     assert stats.take(batch_size=2) == pytest.approx((3.0, 4 / 6))
     assert stats.steps == 0 and math.isnan(stats.mean_loss())
     stats.add(torch.tensor(float("nan")), logits, torch.tensor([0, 1]))
     assert math.isnan(stats.mean_loss())  # a NaN loss poisons the sum: the divergence check sees it
+
+
+def test_running_stats_keep_logits_until_the_byte_cap_and_losses_until_read():
+    """Logits wait for take() unless max_pending_bytes of them (by storage) are pending; reading the
+    mean loss folds only the losses. The result does not depend on when folds happen."""
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])  # 16 bytes of storage
+    stream = [(float(i), [0, 1] if i % 3 else [1, 0]) for i in range(7)]  # 4 of 7 steps fully right, 3 fully wrong
+    results = []
+    for cap in (16, 40, 1 << 20):  # a fold every step, every 2 steps, never before take()
+        stats = RunningStats(torch.device("cpu"), max_pending_bytes=cap, host=False)
+        pending = []
+        for loss, labels in stream:
+            stats.add(torch.tensor(loss), logits, torch.tensor(labels))
+            pending.append(len(stats._logits))
+        assert max(pending) == (cap // 16 - 1 if cap < 1 << 20 else 7)  # a fold empties the list
+        assert stats.mean_loss() == pytest.approx(3.0) and not stats._losses
+        results.append(stats.take(batch_size=2))
+    assert results == [pytest.approx((3.0, 8 / 14))] * 3
+    big = torch.zeros(100, 2)  # a view's whole base counts: 800 bytes per step
+    stats = RunningStats(torch.device("cpu"), max_pending_bytes=1600, host=False)
+    for _ in range(3):
+        stats.add(torch.tensor(1.0), big[:2], torch.tensor([0, 0]))
+    assert len(stats._logits) == 1  # folded at 2 steps, one pending
 
 
 def test_steps_mode_reads_two_clocks_per_step_and_excludes_skipped_work():
