@@ -22,6 +22,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.activations import ActFactory, compile_model  # noqa: E402
+from harness.allocator import keep_freed_memory  # noqa: E402
 from harness.activations.backends import ops  # noqa: E402
 from harness.models.mlp import MLP  # noqa: E402
 
@@ -79,10 +80,13 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--steps", type=int, default=20, help="steps per candidate per round")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--system-malloc", action="store_true",
+                    help="keep glibc's malloc thresholds (by default raised, as harness-run and harness-bench do)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    malloc = "system" if args.system_malloc else ("keep_freed" if keep_freed_memory()["tuned"] else "system (mallopt failed)")
     print(f"MLP {IN_FEATURES}-W-W-{CLASSES}, batch {BATCH}, SGD, compiled (harness compile_model), "
-          f"threads={args.threads}, {args.rounds} interleaved rounds x {args.steps} steps")
+          f"threads={args.threads}, malloc={malloc}, {args.rounds} interleaved rounds x {args.steps} steps")
     print(f"{'width':>5}  {'pair':<18} {'step ms':>8}  {'x native':>8}  {'x native min':>12}")
     for width in args.widths:
         # Each width compiles afresh: a second shape would make Dynamo trace every model of the

@@ -62,18 +62,18 @@ def test_eager_gate_ops_equal_the_reference(name, n, gate):
     _same(backend.jam_mul(grad, packed_ref, FixedKeys(3, 4)), ref.jam_mul(grad, packed_ref, FixedKeys(3, 4)))
 
 
-# Every dtype, in both layouts of the backward (grad.numel() % 8 != 0 or == 0): 45 and 56
-# elements (with SPECIAL), so each elementwise loop Inductor generates has a vectorised body and a
-# tail for every dtype (AVX-512: 16 float32/float64, 32 bfloat16 elements per step); the packing loops
-# are scalar at any size. The tensor size changes no kernel, only its loop bounds.
+# Every dtype, with a partial block of the compiled gates' word-block layout (45 and 56 elements
+# with SPECIAL: padded to one 512-element block), and float32 over several blocks with a partial
+# last one (1110). The tensor size changes no kernel, only its loop bounds.
 INDUCTOR_CASES = [(dtype, n) for dtype in (torch.float32, torch.float64, torch.bfloat16) for n in (35, 46)]
+INDUCTOR_CASES.append((torch.float32, 1100))
 
 
 def test_inductor_gate_ops_equal_the_reference():
-    """The plain-op gate forms as Inductor compiles and fuses them (static shapes): the same bits
-    and gradients as the reference. The suite's only Inductor compile (the slow part on a cold
-    cache): one graph holds every dtype and layout, and the gate's parameters are a graph input,
-    so every gate runs through that one graph."""
+    """The plain-op gate forms as Inductor compiles and fuses them (static shapes): the same gate
+    bits (1 per element, in the word-block layout), outputs and gradients as the reference. The
+    suite's only Inductor compile (the slow part on a cold cache): one graph holds every dtype and
+    layout, and the gate's parameters are a graph input, so every gate runs through that one graph."""
     from torch._dynamo.utils import counters
 
     ref = backends.REFERENCE
@@ -92,10 +92,51 @@ def test_inductor_gate_ops_equal_the_reference():
     for gate in GATES:
         for (x, grad), (y, packed, grad_in) in zip(cases, compiled(gate, cases)):
             y_ref, packed_ref = ref.forward_pack(x, 1, gate)
-            assert torch.equal(packed, packed_ref)
+            n = x.numel()
+            assert packed.dtype == torch.int32 and packed.numel() == -(-n // 512) * 16  # 1 bit per element
+            assert torch.equal(backends.GRAPH.unpack_bits(packed, n), ref.unpack_bits(packed_ref, n))
             _same(y, y_ref)
             _same(grad_in, ref.gate_mul(grad, packed_ref, gate))
     assert counters["stats"]["unique_graphs"] == 1
+
+
+def test_word_block_layout():
+    """Bit j of word w of block a is element 512 a + 16 j + w (graph.py), checked element by element."""
+    from harness.activations.backends import graph
+
+    mask = torch.rand(1100, generator=torch.Generator().manual_seed(0)) < 0.5
+    blocks = torch.nn.functional.pad(mask, (0, 436)).view(-1, 32, 16)
+    words = graph.pack_words(blocks)
+    assert words.dtype == torch.int32 and words.shape == (48,)
+    for i in range(1100):
+        a, j, w = i // 512, (i % 512) // 16, i % 16
+        assert bool((int(words[16 * a + w]) >> j) & 1) == bool(mask[i])
+    assert torch.equal(graph.unpack_any(words, 1100), mask)
+    assert torch.equal(graph.unpack_any(graph.pack_lanes(mask), 1100), mask)  # uint8: packing.py's layout
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_graph_gate_mask_equals_the_interval_mask(dtype):
+    """The graph's two compares with closed ends (GateParams.values) select exactly the reference's
+    elements, at and next to every end, for open, closed, infinite and out-of-range ends."""
+    from harness.activations.backends import graph
+
+    ends = [0.0, -0.5, 0.1, 1.0 / 3.0, 1e39, -1e39, 1e-45, math.inf, -math.inf]
+    for lo in ends:
+        for hi in ends:
+            if not lo <= hi:
+                continue
+            for closed_lo in (False, True):
+                for closed_hi in (False, True):
+                    gate = GateParams(lo, hi, closed_lo, closed_hi)
+                    probes = [float("nan"), math.inf, -math.inf, 0.0, -0.0]
+                    for end in (lo, hi):
+                        e = torch.tensor(end, dtype=dtype if dtype != torch.bfloat16 else torch.float32)
+                        probes += [float(e), float(torch.nextafter(e, torch.tensor(math.inf, dtype=e.dtype))),
+                                   float(torch.nextafter(e, torch.tensor(-math.inf, dtype=e.dtype)))]
+                    x = torch.tensor(probes, dtype=torch.float64).to(dtype)
+                    want = backends.REFERENCE.unpack_bits(backends.REFERENCE.pack_interval(x, gate), x.numel())
+                    assert torch.equal(graph.gate_mask(x, gate.values), want), (lo, hi, closed_lo, closed_hi)
 
 
 def test_compiled_gates_with_dynamic_shapes_call_the_tensor_parameter_ops():

@@ -81,14 +81,14 @@ class _Gate:
 
 @torch.library.custom_op(f"{NAMESPACE}::gate_forward_t", mutates_args=())
 def _gate_forward_t(x: Tensor, op: int, params: Tensor) -> tuple[Tensor, Tensor]:
-    lo, hi, closed_lo, closed_hi, _, _ = params.tolist()
+    lo, hi, closed_lo, closed_hi = params[:4].tolist()
     y, packed = _backend(x).forward_pack(x, op, _Gate(kernel_args=(lo, hi, bool(closed_lo), bool(closed_hi))))
     return (y if y is not None else x.new_empty((0,))), packed
 
 
 @torch.library.custom_op(f"{NAMESPACE}::gate_mul_t", mutates_args=())
 def _gate_mul_t(grad: Tensor, packed: Tensor, params: Tensor) -> Tensor:
-    return _backend(grad).gate_mul(grad, packed, _Gate(levels=tuple(params[4:].tolist())))
+    return _backend(grad).gate_mul(grad, packed, _Gate(levels=tuple(params[4:6].tolist())))
 
 
 for _op in (_encode_codes, _decode_mul, _jam_mul, _gate_forward_t, _gate_mul_t):

@@ -14,6 +14,27 @@ import torch
 from torch import Tensor
 
 
+# Index of each value in `GateParams.values`.
+GRAPH_FIELDS = {name: i for i, name in enumerate(
+    ("lo", "hi", "closed_lo", "closed_hi", "level_lo", "level_hi", "lo_f32", "hi_f32", "lo_f64", "hi_f64"))}
+
+
+def _closed_ends(lo: float, hi: float, closed_lo: bool, closed_hi: bool, dtype: torch.dtype) -> tuple[float, float]:
+    """(lo', hi') with 1[lo <(=) x <(=) hi] == 1[lo' <= x <= hi'] for every x of `dtype` (NaN:
+    false in both), the ends rounded to `dtype` first as a compare with a Python number does.
+    An open end moves one step inward (x > lo iff x >= nextafter(lo, +inf) in a float type); an
+    open end at the far infinity (an end beyond the dtype's range) admits nothing: NaN."""
+    def closed(end: float, is_closed: bool, inward: float) -> float:
+        e = torch.tensor(end, dtype=dtype)
+        if is_closed:
+            return float(e)
+        if float(e) == inward:  # x > +inf (or x < -inf): never
+            return math.nan
+        return float(torch.nextafter(e, torch.tensor(inward, dtype=dtype)))
+
+    return closed(lo, closed_lo, math.inf), closed(hi, closed_hi, -math.inf)
+
+
 class GateParams:
     """A 1-bit gate: g = level_hi where lo <(=) x <(=) hi, level_lo elsewhere.
 
@@ -27,11 +48,13 @@ class GateParams:
         lo, hi = float(lo), float(hi)
         self.kernel_args = (lo, hi, bool(closed_lo or lo == -math.inf), bool(closed_hi or hi == math.inf))
         self.levels = (float(levels[0]), float(levels[1]))
-        # Graph form: one float64 CPU tensor [lo, hi, closed_lo, closed_hi, level_lo, level_hi]
-        # (closedness as 1/0, so open and closed ends share one graph; the values are cast to the
-        # compare dtype inside the graph, as a Python number is). One tensor, not six: each
-        # tensor a graph reads adds guards that run on every call.
-        self.values = torch.tensor([*self.kernel_args, *self.levels], dtype=torch.float64)
+        # Graph form: one float64 CPU tensor (indices in GRAPH_FIELDS) holding the interval, the
+        # levels and, per compare dtype, the interval as two closed ends: x in it iff
+        # lo' <= x <= hi' (two compares in the graph's kernel instead of six ops per end).
+        # Closedness is data (1/0, and in lo', hi'), so open and closed ends share one graph.
+        # One tensor, not ten: each tensor a graph reads adds guards that run on every call.
+        self.values = torch.tensor([*self.kernel_args, *self.levels, *_closed_ends(*self.kernel_args, torch.float32),
+                                    *_closed_ends(*self.kernel_args, torch.float64)], dtype=torch.float64)
 
     @classmethod
     def of(cls, interval, levels: tuple[float, float] = (0.0, 1.0)) -> "GateParams":
