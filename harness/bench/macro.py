@@ -18,9 +18,11 @@ each side would: the trainer through its own compile path (`trainer.compile`), t
 compilation happens, runs before the timed rounds and is reported as `compile_time_s`.
 
 Every round trains for the same number of steps; a harness round also runs what `fit()` does
-once per run (two forward passes that count saved bytes, peak memory, the timing summary),
-about 2.5 ms of CPU time on the loaded 2-core VM, which is part of its time. Ratios are per-round ratios against `hand/native`
-of the same group (medians), and min/min over the same rounds (what `--compare` gates on).
+every time (peak memory, the timing summary, the record's bookkeeping), which is part of its
+time. The memory probes (three forwards that count saved bytes) run once per Trainer, in the
+first, untimed call, as they run once per real run (a few ms against a run's seconds). Ratios
+are per-round ratios against `hand/native` of the same group (medians), and min/min over the
+same rounds (what `--compare` gates on).
 """
 from __future__ import annotations
 
