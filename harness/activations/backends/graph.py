@@ -103,8 +103,12 @@ def _bit_shifts(device) -> Tensor:
 
 def pack_words(mask_blocks: Tensor) -> Tensor:
     """A (blocks, 32, 16) bool tensor as int32 words in the word-block layout: a sum of disjoint
-    bits (an OR), which Inductor emits as a vectorised reduction over j."""
-    return (mask_blocks.to(torch.int32) << _bit_shifts(mask_blocks.device)).sum(1, dtype=torch.int32).reshape(-1)
+    bits (an OR; bit 31 is INT32_MIN, so no partial sum overflows in any order), which Inductor
+    emits as a vectorised reduction over j (selecting each bit's constant ran ~15% faster than
+    shifting the mask)."""
+    bits = torch.tensor([1 << j for j in range(31)] + [-(1 << 31)], dtype=torch.int32, device=mask_blocks.device)
+    zero = torch.zeros((), dtype=torch.int32, device=mask_blocks.device)
+    return torch.where(mask_blocks, bits.view(1, 32, 1), zero).sum(1, dtype=torch.int32).reshape(-1)
 
 
 def unpack_words(words: Tensor) -> Tensor:
@@ -127,6 +131,14 @@ def plain_gate_mul(grad: Tensor, words: Tensor, params: Tensor) -> Tensor:
     g, inside = _blocks(grad), unpack_words(words)
     outside = torch.where(lo == 0, torch.zeros((), dtype=grad.dtype, device=grad.device), g * lo)
     out = torch.where(inside, g * hi, outside)
+    return (out.view(grad.shape) if n % BLOCK == 0 else out.reshape(-1)[:n].view(grad.shape))
+
+
+def plain_gate_select(grad: Tensor, words: Tensor) -> Tensor:
+    """`plain_gate_mul` for levels (0, 1): grad where the bit is set, else 0 (native ReLU's
+    select, NaN gradients included), without reading the levels."""
+    n = grad.numel()
+    out = torch.where(unpack_words(words), _blocks(grad), torch.zeros((), dtype=grad.dtype, device=grad.device))
     return (out.view(grad.shape) if n % BLOCK == 0 else out.reshape(-1)[:n].view(grad.shape))
 
 
@@ -158,6 +170,8 @@ class Graph(Reference):
         return (y if op else None), packed
 
     def gate_mul(self, grad: Tensor, packed: Tensor, gate) -> Tensor:
+        if gate.unit_levels:  # no levels to read: the parameters are not saved for backward
+            return ops.namespace().gate_select_g(grad, packed)
         return ops.namespace().gate_mul_g(grad, packed, gate.values)
 
     def jam_mul(self, grad: Tensor, packed: Tensor | None, keys) -> Tensor:

@@ -5,7 +5,8 @@ Two namespaces hold ops of the same schemas: `harness_kernels::*` is the C++ ext
 (TORCH_LIBRARY in csrc/, CPU float32, no Python on the call), `harness::*` is defined here for
 every other tensor and runs the eager backend (`select.backend_for`) of its inputs. The graph
 backend picks between them per tensor. Both get their fakes from `_FAKES` below. `harness::`
-also holds the gates' graph ops (`gate_forward_g`, `gate_mul_g`, parameters as tensors), which
+also holds the gates' graph ops (`gate_forward_g`, `gate_mul_g`, parameters as tensors, and
+`gate_select_g` for levels (0, 1), which reads none), which
 AOTAutograd expands into plain ops for static shapes and into opaque ops that call the eager
 kernels (`gate_forward_t`, `gate_mul_t`) for symbolic ones.
 """
@@ -102,6 +103,7 @@ for _op in (_encode_codes, _decode_mul, _jam_mul, _gate_forward_t, _gate_mul_t):
 _LIB = torch.library.Library(NAMESPACE, "FRAGMENT")
 _LIB.define("gate_forward_g(Tensor x, int op, Tensor params) -> (Tensor, Tensor)")
 _LIB.define("gate_mul_g(Tensor grad, Tensor packed, Tensor params) -> Tensor")
+_LIB.define("gate_select_g(Tensor grad, Tensor packed) -> Tensor")  # gate_mul_g for levels (0, 1)
 
 
 def _symbolic(t: Tensor) -> bool:
@@ -124,7 +126,17 @@ def _gate_mul_g(grad, packed, params):
     return plain_gate_mul(grad, packed, params)
 
 
+def _gate_select_g(grad, packed):
+    if _symbolic(grad):  # gate_mul_t reads only the levels of its parameters: (0, 1)
+        unit = torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0, 1.0], dtype=torch.float64, device=grad.device)
+        return namespace().gate_mul_t(grad, packed, unit)
+    from .graph import plain_gate_select
+
+    return plain_gate_select(grad, packed)
+
+
 _LIB.impl("gate_forward_g", _gate_forward_g, "CompositeImplicitAutograd")
+_LIB.impl("gate_select_g", _gate_select_g, "CompositeImplicitAutograd")
 _LIB.impl("gate_mul_g", _gate_mul_g, "CompositeImplicitAutograd")
 
 

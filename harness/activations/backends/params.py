@@ -42,12 +42,16 @@ class GateParams:
     as `packing.interval_mask`, which skips infinite ends, says.
     """
 
-    __slots__ = ("kernel_args", "levels", "values")
+    __slots__ = ("kernel_args", "levels", "values", "unit_levels")
 
     def __init__(self, lo: float, hi: float, closed_lo: bool, closed_hi: bool, levels: tuple[float, float] = (0.0, 1.0)):
         lo, hi = float(lo), float(hi)
         self.kernel_args = (lo, hi, bool(closed_lo or lo == -math.inf), bool(closed_hi or hi == math.inf))
         self.levels = (float(levels[0]), float(levels[1]))
+        # Levels (0, 1), the gate of relu/exact, rectangular, clipped_ste...: compiled backwards
+        # select the gradient without reading the levels (a bool Dynamo guards on: one graph
+        # for these gates and one for all others, never one per value).
+        self.unit_levels = self.levels == (0.0, 1.0)
         # Graph form: one float64 CPU tensor (indices in GRAPH_FIELDS) holding the interval, the
         # levels and, per compare dtype, the interval as two closed ends: x in it iff
         # lo' <= x <= hi' (two compares in the graph's kernel instead of six ops per end).
