@@ -63,10 +63,10 @@ def test_eager_gate_ops_equal_the_reference(name, n, gate):
 
 
 # Every dtype, with a partial block of the compiled gates' word-block layout (45 and 56 elements
-# with SPECIAL: padded to one 512-element block), and float32 over several blocks with a partial
-# last one (1110). The tensor size changes no kernel, only its loop bounds.
+# with SPECIAL: padded to one 512-element block), and float32 over whole blocks only (1024) and
+# whole blocks plus a padded last one (1110): the two code paths of graph._split_blocks.
 INDUCTOR_CASES = [(dtype, n) for dtype in (torch.float32, torch.float64, torch.bfloat16) for n in (35, 46)]
-INDUCTOR_CASES.append((torch.float32, 1100))
+INDUCTOR_CASES += [(torch.float32, 1014), (torch.float32, 1100)]
 
 
 def test_inductor_gate_ops_equal_the_reference():
