@@ -30,7 +30,10 @@ BATCH, IN_FEATURES, CLASSES = 256, 256, 10
 PAIRS = {"native relu": None, "relu/exact": ("relu", "exact"), "relu/rectangular": ("relu", "rectangular"),
          # The same pair in the form graphs with symbolic shapes take: one opaque op per pass,
          # whose Python implementation calls the C++ kernels (for comparison with the fused form).
-         "relu/exact opaque": ("relu", "exact", "opaque")}
+         "relu/exact opaque": ("relu", "exact", "opaque"),
+         # The same pair with every gate expanded into plain ops Inductor fuses, whatever its
+         # size (large gates call the C++ kernels by default: ops.EXTERN_MIN_ELEMENTS).
+         "relu/exact fused": ("relu", "exact", "fused")}
 
 
 def build_step(pair, width: int):
@@ -52,14 +55,16 @@ def build_step(pair, width: int):
         for p in params:
             p.grad = None
 
-    symbolic = ops._symbolic
+    symbolic, extern_min = ops._symbolic, ops.EXTERN_MIN_ELEMENTS
     if pair is not None and pair[2:] == ("opaque",):
         ops._symbolic = lambda t: True  # read while tracing only
+    if pair is not None and pair[2:] == ("fused",):
+        ops.EXTERN_MIN_ELEMENTS = 1 << 62
     try:
         for _ in range(5):  # compile (forward and backward graphs) and warm up
             step()
     finally:
-        ops._symbolic = symbolic
+        ops._symbolic, ops.EXTERN_MIN_ELEMENTS = symbolic, extern_min
     return step
 
 

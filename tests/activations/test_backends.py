@@ -167,6 +167,48 @@ def test_compiled_gates_with_dynamic_shapes_call_the_tensor_parameter_ops():
     assert {t.rsplit(".", 1)[0] for t in targets if t.startswith("harness")} == {"harness.gate_forward_t", "harness.gate_mul_t"}
 
 
+def test_large_compiled_gates_call_the_cpp_kernels_and_small_ones_expand():
+    """Static shapes: a float32 CPU gate of at least ops.EXTERN_MIN_ELEMENTS elements runs the C++
+    kernels as graph ops (packing.py's bytes), a smaller one expands into plain ops (int32 words);
+    both give eager's outputs and gradients bit for bit, and the tensor-parameter ops equal the
+    eager kernels for any gate."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    from harness.activations import ActivationPair, kernels
+    from harness.activations.backends import ops
+
+    if kernels.load() is None:
+        pytest.skip("compiled kernels unavailable")
+    targets = []
+
+    def record(gm, example_inputs):
+        targets.extend(str(node.target) for node in gm.graph.nodes if node.op == "call_function")
+        return make_boxed_func(gm.forward)
+
+    module = ActivationPair("relu", "rectangular", a=-0.3, b=0.7)
+    found = {}
+    for n in (ops.EXTERN_MIN_ELEMENTS - 1, ops.EXTERN_MIN_ELEMENTS):
+        torch._dynamo.reset()
+        targets.clear()
+        compiled = torch.compile(module, dynamic=False, backend=aot_autograd(fw_compiler=record, bw_compiler=record))
+        x = torch.randn(n, requires_grad=True, generator=torch.Generator().manual_seed(n))
+        upstream = torch.randn(n)
+        (grad,) = torch.autograd.grad(compiled(x), x, upstream)
+        (expected,) = torch.autograd.grad(module(x), x, upstream)
+        assert torch.equal(grad, expected) and torch.equal(compiled(x), module(x))
+        found[n] = {t.rsplit(".", 1)[0] for t in targets if t.startswith("harness")}
+    assert found[ops.EXTERN_MIN_ELEMENTS] == {"harness_kernels.gate_forward_p", "harness_kernels.gate_mul"}
+    assert not any(t.startswith("harness_kernels") for t in found[ops.EXTERN_MIN_ELEMENTS - 1])
+    for gate in GATES:
+        x, grad = _inputs(1001, torch.float32, 3)
+        y, packed = torch.ops.harness_kernels.gate_forward_p(x, 1, gate.values)
+        y_ref, packed_ref = kernels.forward_pack(x, 1, *gate.kernel_args)
+        assert torch.equal(packed, packed_ref)
+        _same(y, y_ref)
+        _same(torch.ops.harness_kernels.gate_mul_p(grad, packed, gate.values), kernels.gate_mul(grad, packed, *gate.levels))
+
+
 @pytest.mark.parametrize("name", ["numpy", "cpu"])
 @pytest.mark.parametrize("bits", [1, 2, 4])
 def test_eager_code_ops_equal_the_reference(name, bits):

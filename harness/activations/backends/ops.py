@@ -31,6 +31,8 @@ def _forward_and_state(x: Tensor, op: int, nbytes: int) -> tuple[Tensor, Tensor]
 _FAKES = {
     "gate_forward": lambda x, op, lo, hi, closed_lo, closed_hi: _forward_and_state(x, op, packing.packed_size(x.numel())),
     "gate_mul": lambda grad, packed, lo, hi: _like(grad),
+    "gate_forward_p": lambda x, op, params: _forward_and_state(x, op, packing.packed_size(x.numel())),
+    "gate_mul_p": lambda grad, packed, params: _like(grad),
     "encode_codes": lambda x, borders, bits, op: _forward_and_state(x, op, packing.packed_size(x.numel(), bits)),
     "decode_mul": lambda grad, packed, levels, bits: _like(grad),
     "jam_mul": lambda grad, packed, keys: _like(grad),
@@ -42,7 +44,7 @@ _FAKES = {
 
 def register_kernel_fakes() -> None:
     """Register the fakes of the C++ ops (called once, after the extension is loaded)."""
-    for name in ("gate_forward", "gate_mul", "encode_codes", "decode_mul", "jam_mul"):
+    for name in ("gate_forward", "gate_mul", "gate_forward_p", "gate_mul_p", "encode_codes", "decode_mul", "jam_mul"):
         torch.library.register_fake(f"harness_kernels::{name}")(_FAKES[name])
 
 
@@ -110,23 +112,47 @@ def _symbolic(t: Tensor) -> bool:
     return isinstance(t.numel(), torch.SymInt)
 
 
+#: From this many elements on, a float32 CPU gate in a graph with static shapes calls the C++
+#: kernels (`harness_kernels::gate_forward_p` / `gate_mul_p`, packing.py's byte layout) instead
+#: of expanding into plain ops: Inductor's fused pack costs ~1.8x a ReLU's kernel, which the
+#: extern call's fixed cost (a few us) outweighs only on small tensors (see graph.py).
+EXTERN_MIN_ELEMENTS = 1 << 16
+
+
+def _extern(t: Tensor) -> bool:
+    """Whether a gate on `t` (static shape) runs the C++ kernels in its graph."""
+    from .. import kernels
+    from . import switch
+
+    return (t.numel() >= EXTERN_MIN_ELEMENTS and t.dtype == torch.float32 and t.device.type == "cpu"
+            and switch.enabled() and kernels._module is not None)
+
+
 def _gate_forward_g(x, op, params):
     if _symbolic(x):
         return namespace().gate_forward_t(x, op, params)
+    if _extern(x):
+        return torch.ops.harness_kernels.gate_forward_p(x, op, params)
     from .graph import plain_forward_pack
 
     return plain_forward_pack(x, op, params)
 
 
+# The backward follows the forward's choice by the state's dtype: uint8 bytes (the C++ kernels'
+# or the opaque ops' layout) or int32 words (graph.py's word blocks).
 def _gate_mul_g(grad, packed, params):
     if _symbolic(grad):
         return namespace().gate_mul_t(grad, packed, params)
+    if packed.dtype == torch.uint8:
+        return torch.ops.harness_kernels.gate_mul_p(grad, packed, params)
     from .graph import plain_gate_mul
 
     return plain_gate_mul(grad, packed, params)
 
 
 def _gate_select_g(grad, packed):
+    if not _symbolic(grad) and packed.dtype == torch.uint8:
+        return torch.ops.harness_kernels.gate_mul(grad, packed, 0.0, 1.0)
     if _symbolic(grad):  # gate_mul_t reads only the levels of its parameters: (0, 1)
         unit = torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0, 1.0], dtype=torch.float64, device=grad.device)
         return namespace().gate_mul_t(grad, packed, unit)

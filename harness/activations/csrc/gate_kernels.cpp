@@ -418,9 +418,30 @@ torch::Tensor jam_mul_keys(torch::Tensor grad, torch::Tensor packed, torch::Tens
   return jam_mul(grad, packed, k.data_ptr<int64_t>()[0] & 0xFFFFFFFF, k.data_ptr<int64_t>()[1] & 0xFFFFFFFF);
 }
 
+// The gate kernels with their parameters as one float64 tensor (params.py's GateParams.values:
+// lo, hi, closed_lo, closed_hi, level_lo, level_hi first), for compiled graphs: a Python float
+// would be baked into the graph and guarded, a tensor is a graph input shared by every gate.
+const double* gate_params(const torch::Tensor& params) {
+  TORCH_CHECK(params.scalar_type() == torch::kFloat64 && params.device().is_cpu() && params.numel() >= 6 && params.is_contiguous(),
+              "gate params must be a contiguous float64 CPU tensor of at least 6 values");
+  return params.data_ptr<double>();
+}
+
+std::tuple<torch::Tensor, torch::Tensor> gate_forward_p(torch::Tensor x, int64_t op, const torch::Tensor& params) {
+  const double* v = gate_params(params);
+  return gate_forward(std::move(x), op, v[0], v[1], v[2] != 0.0, v[3] != 0.0);
+}
+
+torch::Tensor gate_mul_p(torch::Tensor grad, torch::Tensor packed, const torch::Tensor& params) {
+  const double* v = gate_params(params);
+  return gate_mul(std::move(grad), std::move(packed), v[4], v[5]);
+}
+
 TORCH_LIBRARY(harness_kernels, m) {
   m.def("gate_forward(Tensor x, int op, float lo, float hi, bool closed_lo, bool closed_hi) -> (Tensor, Tensor)");
   m.def("gate_mul(Tensor grad, Tensor packed, float lo, float hi) -> Tensor");
+  m.def("gate_forward_p(Tensor x, int op, Tensor params) -> (Tensor, Tensor)");
+  m.def("gate_mul_p(Tensor grad, Tensor packed, Tensor params) -> Tensor");
   m.def("jam_mul(Tensor grad, Tensor packed, Tensor keys) -> Tensor");
   m.def("encode_codes(Tensor x, Tensor borders, int bits, int op) -> (Tensor, Tensor)");
   m.def("decode_mul(Tensor grad, Tensor packed, Tensor levels, int bits) -> Tensor");
@@ -429,6 +450,8 @@ TORCH_LIBRARY(harness_kernels, m) {
 TORCH_LIBRARY_IMPL(harness_kernels, CPU, m) {
   m.impl("gate_forward", &gate_forward);
   m.impl("gate_mul", &gate_mul);
+  m.impl("gate_forward_p", &gate_forward_p);
+  m.impl("gate_mul_p", &gate_mul_p);
   m.impl("jam_mul", &jam_mul_keys);
   m.impl("encode_codes", &encode_codes);
   m.impl("decode_mul", &decode_mul);
