@@ -11,12 +11,15 @@ step time / native step time in the same round).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+import torch._functorch.config  # noqa: F401  (the compile caches, patched per variant below)
+import torch._inductor.config  # noqa: F401
 import torch.nn.functional as F
 from torch import nn
 
@@ -60,9 +63,14 @@ def build_step(pair, width: int):
         ops._symbolic = lambda t: True  # read while tracing only
     if pair is not None and pair[2:] == ("fused",):
         ops.EXTERN_MIN_ELEMENTS = 1 << 62
+    # The variants change how ops.py expands the gates, which the compile caches do not key on:
+    # without this they would reuse the default variant's cached graphs.
+    variant = pair is not None and len(pair) > 2
+    no_cache = (torch._functorch.config.patch(enable_autograd_cache=False), torch._inductor.config.patch(fx_graph_cache=False))
     try:
-        for _ in range(5):  # compile (forward and backward graphs) and warm up
-            step()
+        with no_cache[0] if variant else contextlib.nullcontext(), no_cache[1] if variant else contextlib.nullcontext():
+            for _ in range(5):  # compile (forward and backward graphs) and warm up
+                step()
     finally:
         ops._symbolic, ops.EXTERN_MIN_ELEMENTS = symbolic, extern_min
     return step
