@@ -33,6 +33,9 @@ _FAKES = {
     "gate_mul": lambda grad, packed, lo, hi: _like(grad),
     "gate_forward_p": lambda x, op, params: _forward_and_state(x, op, packing.packed_size(x.numel())),
     "gate_mul_p": lambda grad, packed, params: _like(grad),
+    "gate_forward_inplace_p": lambda x, op, params: x.new_empty((packing.packed_size(x.numel()),), dtype=torch.uint8),
+    "gate_mul_inplace": lambda grad, packed, lo, hi: None,
+    "gate_mul_inplace_p": lambda grad, packed, params: None,
     "encode_codes": lambda x, borders, bits, op: _forward_and_state(x, op, packing.packed_size(x.numel(), bits)),
     "decode_mul": lambda grad, packed, levels, bits: _like(grad),
     "jam_mul": lambda grad, packed, keys: _like(grad),
@@ -44,7 +47,8 @@ _FAKES = {
 
 def register_kernel_fakes() -> None:
     """Register the fakes of the C++ ops (called once, after the extension is loaded)."""
-    for name in ("gate_forward", "gate_mul", "gate_forward_p", "gate_mul_p", "encode_codes", "decode_mul", "jam_mul"):
+    for name in ("gate_forward", "gate_mul", "gate_forward_p", "gate_mul_p", "gate_forward_inplace_p", "gate_mul_inplace",
+                 "gate_mul_inplace_p", "encode_codes", "decode_mul", "jam_mul"):
         torch.library.register_fake(f"harness_kernels::{name}")(_FAKES[name])
 
 
@@ -113,10 +117,16 @@ def _symbolic(t: Tensor) -> bool:
 
 
 #: From this many elements on, a float32 CPU gate in a graph with static shapes calls the C++
-#: kernels (`harness_kernels::gate_forward_p` / `gate_mul_p`, packing.py's byte layout) instead
-#: of expanding into plain ops: Inductor's fused pack costs ~1.8x a ReLU's kernel, which the
-#: extern call's fixed cost (a few us) outweighs only on small tensors (see graph.py).
+#: kernels (packing.py's byte layout) instead of expanding into plain ops: Inductor's fused pack
+#: costs ~1.8x a ReLU's kernel, which the extern call's fixed cost (a few us) outweighs only on
+#: small tensors (see graph.py).
 EXTERN_MIN_ELEMENTS = 1 << 16
+#: Those calls work in place, as Inductor's own ReLU kernels do: the gate writes y over its input
+#: (`gate_forward_inplace_p`) and the backward its result over the incoming gradient
+#: (`gate_mul_inplace`), each on a clone that Inductor's reinplacing removes where the input has
+#: no other use (a matmul's output). Out of place, each wrote a new buffer: at 256x1024 the eager
+#: forward took 93 us against 34 us in place (torch.relu 92 us, relu_ 21 us).
+INPLACE = True
 
 
 def _extern(t: Tensor) -> bool:
@@ -132,6 +142,9 @@ def _gate_forward_g(x, op, params):
     if _symbolic(x):
         return namespace().gate_forward_t(x, op, params)
     if _extern(x):
+        if op and INPLACE and x.is_contiguous():
+            y = x.clone()
+            return y, torch.ops.harness_kernels.gate_forward_inplace_p(y, op, params)
         return torch.ops.harness_kernels.gate_forward_p(x, op, params)
     from .graph import plain_forward_pack
 
@@ -144,6 +157,10 @@ def _gate_mul_g(grad, packed, params):
     if _symbolic(grad):
         return namespace().gate_mul_t(grad, packed, params)
     if packed.dtype == torch.uint8:
+        if INPLACE and grad.is_contiguous():
+            out = grad.clone()
+            torch.ops.harness_kernels.gate_mul_inplace_p(out, packed, params)
+            return out
         return torch.ops.harness_kernels.gate_mul_p(grad, packed, params)
     from .graph import plain_gate_mul
 
@@ -152,6 +169,10 @@ def _gate_mul_g(grad, packed, params):
 
 def _gate_select_g(grad, packed):
     if not _symbolic(grad) and packed.dtype == torch.uint8:
+        if INPLACE and grad.is_contiguous():
+            out = grad.clone()
+            torch.ops.harness_kernels.gate_mul_inplace(out, packed, 0.0, 1.0)
+            return out
         return torch.ops.harness_kernels.gate_mul(grad, packed, 0.0, 1.0)
     if _symbolic(grad):  # gate_mul_t reads only the levels of its parameters: (0, 1)
         unit = torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0, 1.0], dtype=torch.float64, device=grad.device)

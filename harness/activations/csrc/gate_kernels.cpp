@@ -175,15 +175,14 @@ torch::Tensor forward_output(const torch::Tensor& x, int64_t op) {
 
 // Packed 1[x in [lo, hi]] (ends open or closed), and y = relu(x) (op 1) or step(x) (op 2) in
 // the same pass; op 0 writes no y (an empty tensor is returned in its place).
-std::tuple<torch::Tensor, torch::Tensor> gate_forward(torch::Tensor x, int64_t op, double lo_d, double hi_d, bool closed_lo, bool closed_hi) {
-  check_float_input(x, "gate_forward");
-  check_op(op, "gate_forward");
+namespace {
+// The pass itself: y (op 1 / 2; may be x itself: each vector is loaded before it is stored) and
+// the packed gate of a contiguous x.
+torch::Tensor gate_forward_into(const torch::Tensor& x, float* y, int64_t op, double lo_d, double hi_d, bool closed_lo,
+                                bool closed_hi) {
   const int64_t n = x.numel();
-  x = x.contiguous();
-  auto y = forward_output(x, op);
   auto out = torch::empty({(n + 7) / 8}, x.options().dtype(torch::kUInt8));
-  const GateForwardArgs a{x.data_ptr<float>(), op ? y.data_ptr<float>() : nullptr, out.data_ptr<uint8_t>(),
-                          static_cast<float>(lo_d), static_cast<float>(hi_d)};
+  const GateForwardArgs a{x.data_ptr<float>(), y, out.data_ptr<uint8_t>(), static_cast<float>(lo_d), static_cast<float>(hi_d)};
   with_interval(op, closed_lo, closed_hi, [&](auto op_c, auto plo, auto phi) {
     using Op = decltype(op_c);
     using PLo = decltype(plo);
@@ -192,24 +191,50 @@ std::tuple<torch::Tensor, torch::Tensor> gate_forward(torch::Tensor x, int64_t o
       decltype(bodies)::template gate_forward<Op::value, PLo::value, PHi::value>(a, i0, i1);
     });
   });
-  return {y, out};
+  return out;
+}
+}  // namespace
+
+std::tuple<torch::Tensor, torch::Tensor> gate_forward(torch::Tensor x, int64_t op, double lo_d, double hi_d, bool closed_lo, bool closed_hi) {
+  check_float_input(x, "gate_forward");
+  check_op(op, "gate_forward");
+  x = x.contiguous();
+  auto y = forward_output(x, op);
+  auto packed = gate_forward_into(x, op ? y.data_ptr<float>() : nullptr, op, lo_d, hi_d, closed_lo, closed_hi);
+  return {y, packed};
 }
 
-torch::Tensor gate_mul(torch::Tensor grad, torch::Tensor packed, double lo_level_d, double hi_level_d) {
-  check_float_input(grad, "gate_mul");
+namespace {
+// out = grad * (bit ? hi : lo) over a contiguous grad; out may be grad itself (each vector is
+// loaded before it is stored).
+void gate_mul_into(const torch::Tensor& grad, torch::Tensor packed, float* out, double lo_level_d, double hi_level_d) {
   TORCH_CHECK(packed.scalar_type() == torch::kUInt8 && packed.device().is_cpu(), "gate_mul needs packed uint8 CPU bits");
   packed = packed.contiguous();
   const int64_t n = grad.numel();
   TORCH_CHECK(packed.numel() >= (n + 7) / 8, "packed bits are too short for the gradient");
-  grad = grad.contiguous();
-  auto out = torch::empty_like(grad);
-  const GateMulArgs a{grad.data_ptr<float>(), packed.data_ptr<uint8_t>(), out.data_ptr<float>(),
-                      static_cast<float>(lo_level_d), static_cast<float>(hi_level_d)};
+  const GateMulArgs a{grad.data_ptr<float>(), packed.data_ptr<uint8_t>(), out, static_cast<float>(lo_level_d),
+                      static_cast<float>(hi_level_d)};
   with_constant<3>(gate_kind(a.lo, a.hi), [&](auto kind) {
     using Kind = decltype(kind);
     run_bodies(n, [&](auto bodies, int64_t i0, int64_t i1) { decltype(bodies)::template gate_mul<Kind::value>(a, i0, i1); });
   });
+}
+}  // namespace
+
+torch::Tensor gate_mul(torch::Tensor grad, torch::Tensor packed, double lo_level_d, double hi_level_d) {
+  check_float_input(grad, "gate_mul");
+  grad = grad.contiguous();
+  auto out = torch::empty_like(grad);
+  gate_mul_into(grad, std::move(packed), out.data_ptr<float>(), lo_level_d, hi_level_d);
   return out;
+}
+
+// gate_mul over grad's own buffer, for graphs (Inductor reinplaces it where grad is dead, as it
+// computes native ReLU's backward in place).
+void gate_mul_inplace(torch::Tensor grad, torch::Tensor packed, double lo_level_d, double hi_level_d) {
+  check_float_input(grad, "gate_mul_inplace");
+  TORCH_CHECK(grad.is_contiguous(), "gate_mul_inplace needs a contiguous grad");
+  gate_mul_into(grad, std::move(packed), grad.data_ptr<float>(), lo_level_d, hi_level_d);
 }
 
 // grad * gate * u_i with u_i = hash_uniform(i; key_a, key_b); `packed` empty: no gate.
@@ -432,9 +457,24 @@ std::tuple<torch::Tensor, torch::Tensor> gate_forward_p(torch::Tensor x, int64_t
   return gate_forward(std::move(x), op, v[0], v[1], v[2] != 0.0, v[3] != 0.0);
 }
 
+// gate_forward_p with y written over x (op 1 / 2): in a graph, where x is a matmul's output
+// that nothing else reads, Inductor reinplaces it, as it computes native ReLU in place.
+torch::Tensor gate_forward_inplace_p(torch::Tensor x, int64_t op, const torch::Tensor& params) {
+  TORCH_CHECK(op == 1 || op == 2, "gate_forward_inplace_p: op must be 1 (relu) or 2 (step)");
+  TORCH_CHECK(x.is_contiguous(), "gate_forward_inplace_p needs a contiguous x");
+  check_float_input(x, "gate_forward_inplace_p");
+  const double* v = gate_params(params);
+  return gate_forward_into(x, x.data_ptr<float>(), op, v[0], v[1], v[2] != 0.0, v[3] != 0.0);
+}
+
 torch::Tensor gate_mul_p(torch::Tensor grad, torch::Tensor packed, const torch::Tensor& params) {
   const double* v = gate_params(params);
   return gate_mul(std::move(grad), std::move(packed), v[4], v[5]);
+}
+
+void gate_mul_inplace_p(torch::Tensor grad, torch::Tensor packed, const torch::Tensor& params) {
+  const double* v = gate_params(params);
+  gate_mul_inplace(std::move(grad), std::move(packed), v[4], v[5]);
 }
 
 TORCH_LIBRARY(harness_kernels, m) {
@@ -442,6 +482,9 @@ TORCH_LIBRARY(harness_kernels, m) {
   m.def("gate_mul(Tensor grad, Tensor packed, float lo, float hi) -> Tensor");
   m.def("gate_forward_p(Tensor x, int op, Tensor params) -> (Tensor, Tensor)");
   m.def("gate_mul_p(Tensor grad, Tensor packed, Tensor params) -> Tensor");
+  m.def("gate_forward_inplace_p(Tensor(a!) x, int op, Tensor params) -> Tensor");
+  m.def("gate_mul_inplace(Tensor(a!) grad, Tensor packed, float lo, float hi) -> ()");
+  m.def("gate_mul_inplace_p(Tensor(a!) grad, Tensor packed, Tensor params) -> ()");
   m.def("jam_mul(Tensor grad, Tensor packed, Tensor keys) -> Tensor");
   m.def("encode_codes(Tensor x, Tensor borders, int bits, int op) -> (Tensor, Tensor)");
   m.def("decode_mul(Tensor grad, Tensor packed, Tensor levels, int bits) -> Tensor");
@@ -452,6 +495,9 @@ TORCH_LIBRARY_IMPL(harness_kernels, CPU, m) {
   m.impl("gate_mul", &gate_mul);
   m.impl("gate_forward_p", &gate_forward_p);
   m.impl("gate_mul_p", &gate_mul_p);
+  m.impl("gate_forward_inplace_p", &gate_forward_inplace_p);
+  m.impl("gate_mul_inplace", &gate_mul_inplace);
+  m.impl("gate_mul_inplace_p", &gate_mul_inplace_p);
   m.impl("jam_mul", &jam_mul_keys);
   m.impl("encode_codes", &encode_codes);
   m.impl("decode_mul", &decode_mul);
