@@ -18,12 +18,12 @@ block) loads 16 consecutive elements per step and shifts them all by j: a vector
 178 us in the (bytes, 8) layout and 175 us for native ReLU's compiled backward. The compiled
 gates' state is therefore the words (int32, still one bit per element); `unpack_bits` reads
 both layouts by dtype, and `pack_bits` / `pack_interval` keep packing.py's layout.
-Large float32 CPU gates (`ops.EXTERN_MIN_ELEMENTS`, 65536 elements, and more) call the C++
-kernels as graph ops instead (`harness_kernels::gate_forward_p` / `gate_mul_p`, parameters as the
-same tensor, packing.py's bytes): standalone at 256x1024 their forward took 51 us against 183 us
-for Inductor's fused y-and-words kernel; below that size the extern call's fixed cost wins. In
-whole compiled MLP steps the difference is within noise (W=1024, 31 rounds: 1.042x vs 1.053x
-compiled native ReLU); the backward follows the forward by the state's dtype (uint8 or int32).
+Large float32 CPU gates (`ops.EXTERN_MIN_ELEMENTS`, 16384 elements, and more) call the C++
+kernels as graph ops instead, in place (`harness_kernels::gate_forward_inplace_p` /
+`gate_mul_inplace`, parameters as the same tensor, packing.py's bytes; see ops.py): standalone at
+256x1024 the out-of-place forward took 51 us against 183 us for Inductor's fused y-and-words
+kernel; below that size the extern call's fixed cost wins. The backward follows the forward by
+the state's dtype (uint8 or int32).
 For symbolic shapes (Dynamo's automatic dynamic shapes after a second input shape, e.g. a second
 model width in one process) Inductor's loops over the same ops were 10-50x slower still, so
 there they expand into one opaque op per pass that runs the eager kernels.
