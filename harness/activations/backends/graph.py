@@ -18,7 +18,7 @@ block) loads 16 consecutive elements per step and shifts them all by j: a vector
 178 us in the (bytes, 8) layout and 175 us for native ReLU's compiled backward. The compiled
 gates' state is therefore the words (int32, still one bit per element); `unpack_bits` reads
 both layouts by dtype, and `pack_bits` / `pack_interval` keep packing.py's layout.
-Large float32 CPU gates (`ops.EXTERN_MIN_ELEMENTS`, 16384 elements, and more) call the C++
+Large float32 CPU gates (`ops.EXTERN_MIN_ELEMENTS`, 65536 elements, and more) call the C++
 kernels as graph ops instead, in place (`harness_kernels::gate_forward_inplace_p` /
 `gate_mul_inplace`, parameters as the same tensor, packing.py's bytes; see ops.py): standalone at
 256x1024 the out-of-place forward took 51 us against 183 us for Inductor's fused y-and-words

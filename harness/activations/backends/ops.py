@@ -117,12 +117,12 @@ def _symbolic(t: Tensor) -> bool:
 
 
 #: From this many elements on, a float32 CPU gate in a graph with static shapes calls the C++
-#: kernels (packing.py's byte layout) instead of expanding into plain ops: Inductor's fused pack
-#: costs ~1.8x a ReLU's kernel, which the extern call's fixed cost (a few us) outweighs only on
-#: small tensors. Whole compiled steps, interleaved rounds: at 256x128 (32768 elements) the C++
-#: form ran 1.036x compiled native ReLU against 1.072x fused; at 100x100 (the MNIST-1D MLP) it
-#: was 1.039x against 1.028x.
-EXTERN_MIN_ELEMENTS = 1 << 14
+#: kernels (packing.py's byte layout) instead of expanding into plain ops. Per call: Inductor's
+#: fused pack costs ~1.8x a ReLU's kernel (4.5 against 2.6 us at 32768 elements, 183 against
+#: ~100 us at 262144), the extern call a fixed few us more. Whole compiled steps could not tell
+#: the two apart at 256x128 (1.036x vs 1.072x compiled native ReLU in one run, 1.045x vs 1.017x in
+#: the next: within the noise), so the switch sits where the per-call figures clearly favour C++.
+EXTERN_MIN_ELEMENTS = 1 << 16
 #: Those calls work in place, as Inductor's own ReLU kernels do: the gate writes y over its input
 #: (`gate_forward_inplace_p`) and the backward its result over the incoming gradient
 #: (`gate_mul_inplace`), each on a clone that Inductor's reinplacing removes where the input has
