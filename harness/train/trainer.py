@@ -211,9 +211,10 @@ class Trainer:
         model, opt = self.model, self.optimizer
         model.train()
         result.metrics["memory"] = dict(self.saved_memory())
-        # Loss and accuracy accumulate on the device (RunningStats): no host sync per step (on a
-        # GPU an .item() every step would serialise the pipeline). A NaN/inf loss poisons the sum,
-        # which is checked every DIVERGENCE_CHECK_EVERY steps; accuracy is folded at evaluations.
+        # Loss and accuracy: the steps are kept by reference and folded when the divergence check
+        # reads them (every DIVERGENCE_CHECK_EVERY steps), in one C++ call on the CPU and in device
+        # ops elsewhere: no tensor op and no host sync per step (RunningStats). A NaN/inf loss
+        # poisons the sum, which the check sees.
         stats = RunningStats(self.device)
         # Wall-clock figures go to metrics["speed"] only (curves and the rest stay reproducible):
         # training seconds so far (steps only, no evaluation or probes) at each evaluation.
