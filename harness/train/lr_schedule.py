@@ -9,10 +9,9 @@ and a ``state_dict`` that resumes exactly.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
-
-import dataclasses
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler

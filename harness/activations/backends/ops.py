@@ -140,13 +140,19 @@ def _extern(t: Tensor) -> bool:
             and switch.enabled() and kernels._module is not None)
 
 
+def _on_clone(kernel, t: Tensor, *args):
+    """(t', kernel(t', *args)) for a clone t' of `t` that the in-place `kernel` overwrites: the
+    clone is what Inductor's reinplacing removes where `t` has no other use (see INPLACE)."""
+    out = t.clone()
+    return out, kernel(out, *args)
+
+
 def _gate_forward_g(x, op, params):
     if _symbolic(x):
         return namespace().gate_forward_t(x, op, params)
     if _extern(x):
         if op and INPLACE and x.is_contiguous():
-            y = x.clone()
-            return y, torch.ops.harness_kernels.gate_forward_inplace_p(y, op, params)
+            return _on_clone(torch.ops.harness_kernels.gate_forward_inplace_p, x, op, params)
         return torch.ops.harness_kernels.gate_forward_p(x, op, params)
     from .graph import plain_forward_pack
 
@@ -160,9 +166,7 @@ def _gate_mul_g(grad, packed, params):
         return namespace().gate_mul_t(grad, packed, params)
     if packed.dtype == torch.uint8:
         if INPLACE and grad.is_contiguous():
-            out = grad.clone()
-            torch.ops.harness_kernels.gate_mul_inplace_p(out, packed, params)
-            return out
+            return _on_clone(torch.ops.harness_kernels.gate_mul_inplace_p, grad, packed, params)[0]
         return torch.ops.harness_kernels.gate_mul_p(grad, packed, params)
     from .graph import plain_gate_mul
 
@@ -170,15 +174,13 @@ def _gate_mul_g(grad, packed, params):
 
 
 def _gate_select_g(grad, packed):
-    if not _symbolic(grad) and packed.dtype == torch.uint8:
-        if INPLACE and grad.is_contiguous():
-            out = grad.clone()
-            torch.ops.harness_kernels.gate_mul_inplace(out, packed, 0.0, 1.0)
-            return out
-        return torch.ops.harness_kernels.gate_mul(grad, packed, 0.0, 1.0)
     if _symbolic(grad):  # gate_mul_t reads only the levels of its parameters: (0, 1)
         unit = torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0, 1.0], dtype=torch.float64, device=grad.device)
         return namespace().gate_mul_t(grad, packed, unit)
+    if packed.dtype == torch.uint8:
+        if INPLACE and grad.is_contiguous():
+            return _on_clone(torch.ops.harness_kernels.gate_mul_inplace, grad, packed, 0.0, 1.0)[0]
+        return torch.ops.harness_kernels.gate_mul(grad, packed, 0.0, 1.0)
     from .graph import plain_gate_select
 
     return plain_gate_select(grad, packed)

@@ -173,8 +173,6 @@ torch::Tensor forward_output(const torch::Tensor& x, int64_t op) {
 
 }  // namespace
 
-// Packed 1[x in [lo, hi]] (ends open or closed), and y = relu(x) (op 1) or step(x) (op 2) in
-// the same pass; op 0 writes no y (an empty tensor is returned in its place).
 namespace {
 // The pass itself: y (op 1 / 2; may be x itself: each vector is loaded before it is stored) and
 // the packed gate of a contiguous x.
@@ -195,6 +193,8 @@ torch::Tensor gate_forward_into(const torch::Tensor& x, float* y, int64_t op, do
 }
 }  // namespace
 
+// Packed 1[x in [lo, hi]] (ends open or closed), and y = relu(x) (op 1) or step(x) (op 2) in
+// the same pass; op 0 writes no y (an empty tensor is returned in its place).
 std::tuple<torch::Tensor, torch::Tensor> gate_forward(torch::Tensor x, int64_t op, double lo_d, double hi_d, bool closed_lo, bool closed_hi) {
   check_float_input(x, "gate_forward");
   check_op(op, "gate_forward");
