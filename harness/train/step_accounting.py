@@ -26,10 +26,11 @@ class RunningStats:
     """Mean training loss and accuracy over the steps since the last `take()`.
 
     `add()` only keeps references: a small model's step feels every tensor op, and inside a
-    training loop each one costs ~5x what it costs alone (folding the accuracy in torch ops every ten
-    steps cost the MNIST-1D MLP ~10 us a step, 1.4 %). Pending steps are folded when a caller reads the loss (every
-    divergence check), at `take()` (every evaluation), and when `max_pending_bytes` of logits
-    wait (256 KiB: logits held longer make every step write cold memory). Two ways to fold:
+    training loop each one costs ~5x what it costs alone (folding the accuracy in torch ops every
+    ten steps cost the MNIST-1D MLP ~10 us a step, 1.4 %). Pending steps are folded when a caller
+    reads the loss (every divergence check), at `take()` (every evaluation), and when
+    `max_pending_bytes` of logits wait (256 KiB: logits held longer make every step write cold
+    memory). Two ways to fold:
 
     - host (CPU tensors, float32 logits, int64 labels, compiled kernels built): one C++ call sums
       the losses in float64 and counts correct predictions with argmax's rule
