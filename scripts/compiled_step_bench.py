@@ -33,10 +33,11 @@ BATCH, IN_FEATURES, CLASSES = 256, 256, 10
 PAIRS = {"native relu": None, "relu/exact": ("relu", "exact"), "relu/rectangular": ("relu", "rectangular"),
          # The same pair in the form graphs with symbolic shapes take: one opaque op per pass,
          # whose Python implementation calls the C++ kernels (for comparison with the fused form).
-         "relu/exact opaque": ("relu", "exact", "opaque"),
+         # (relu/rectangular: relu/exact keeps y in graphs, native ReLU's own graph, graph.py)
+         "relu/rect opaque": ("relu", "rectangular", "opaque"),
          # The same pair with every gate expanded into plain ops Inductor fuses, whatever its
          # size (large gates call the C++ kernels by default: ops.EXTERN_MIN_ELEMENTS).
-         "relu/exact fused": ("relu", "exact", "fused")}
+         "relu/rect fused": ("relu", "rectangular", "fused")}
 
 
 def build_step(pair, width: int):

@@ -74,7 +74,8 @@ def test_inductor_gate_ops_equal_the_reference():
     bits (1 per element, in the word-block layout), outputs and gradients as the reference. The
     suite's only Inductor compile (the slow part on a cold cache): one graph holds every dtype and
     layout, and the gate's parameters are a graph input, so the gates share graphs: one for levels
-    (0, 1), whose backward reads no parameters, and one for every other pair of levels."""
+    (0, 1), whose backward reads no parameters, one for every other pair of levels, and one for
+    the gate 1[x > 0] behind relu, which keeps y instead of bits."""
     from torch._dynamo.utils import counters
 
     ref = backends.REFERENCE
@@ -90,16 +91,44 @@ def test_inductor_gate_ops_equal_the_reference():
     torch._dynamo.reset()
     counters.clear()
     compiled = torch.compile(every_case, dynamic=False, fullgraph=True)  # the default backend: Inductor
-    for gate in GATES:
+    gates = GATES + [GateParams(-0.5, 0.5, True, True)]  # levels (0, 1) with bits
+    for gate in gates:
         for (x, grad), (y, packed, grad_in) in zip(cases, compiled(gate, cases)):
             y_ref, packed_ref = ref.forward_pack(x, 1, gate)
             n = x.numel()
-            assert packed.dtype == torch.int32 and packed.numel() == -(-n // 512) * 16  # 1 bit per element
+            if gate.positive:  # the state is y itself
+                _same(packed, y_ref)
+            else:
+                assert packed.dtype == torch.int32 and packed.numel() == -(-n // 512) * 16  # 1 bit per element
             assert torch.equal(backends.GRAPH.unpack_bits(packed, n), ref.unpack_bits(packed_ref, n))
             _same(y, y_ref)
             _same(grad_in, ref.gate_mul(grad, packed_ref, gate))
-    assert sum(g.unit_levels for g in GATES) == 1
-    assert counters["stats"]["unique_graphs"] == 2
+    assert [g.positive for g in gates] == [True, False, False, False, False]
+    assert [g.unit_levels for g in gates] == [True, False, False, False, True]
+    assert counters["stats"]["unique_graphs"] == 3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("levels", [(0.0, 1.0), (0.25, 1.5), (-1.0, 0.0)])
+def test_the_output_gate_keeps_y_and_equals_the_bits(dtype, levels):
+    """The graph backend's gate 1[x > 0] behind relu keeps y = relu(x), no bits: its gradient and
+    unpacked gate equal the reference's bits for every special value (NaN, +-inf, +-0, the
+    smallest subnormals) and any levels; other gates and forwards keep bits."""
+    graph, ref = backends.GRAPH, backends.REFERENCE
+    gate = GateParams(0.0, math.inf, False, True, levels)
+    tiny = torch.finfo(dtype).tiny
+    x, grad = _inputs(300, dtype, 5)
+    x = torch.cat([x, torch.tensor([tiny, -tiny, tiny / 4, -0.0, 0.0], dtype=dtype)])
+    grad = torch.cat([grad, torch.tensor([1.0, float("nan"), 2.0, float("inf"), 3.0], dtype=dtype)])
+    y, state = graph.forward_pack(x, 1, gate)
+    y_ref, packed_ref = ref.forward_pack(x, 1, gate)
+    assert state is y and state.dtype == dtype
+    _same(y, y_ref)
+    assert torch.equal(graph.unpack_bits(state, x.numel()), ref.unpack_bits(packed_ref, x.numel()))
+    _same(graph.gate_mul(grad, state, gate), ref.gate_mul(grad, packed_ref, gate))
+    for op, other in ((2, gate), (1, GateParams(0.0, math.inf, True, True)), (1, GateParams(0.0, 5.0, False, True))):
+        assert graph.forward_pack(x, op, other)[1].dtype == torch.int32  # step forward, closed 0, finite end
+
 
 
 def test_word_block_layout():

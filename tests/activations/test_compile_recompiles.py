@@ -25,9 +25,14 @@ GROUPS = {
         ("relu", "rectangular", {"a": -0.5, "b": 0.5}, 0),
         ("relu", "rectangular", {"a": -1.0, "b": 2.0}, 0),
         ("relu", "rectangular", {"a": 0.25, "b": 0.75}, 0),
-        ("relu", "exact", {}, 0),  # (0, inf), open at 0: the same graph, other tensors
+        ("relu", "rectangular", {"a": 0.0, "b": 1.0}, 0),  # closed at 0: bits, as the rest
         ("relu", "clipped_ste", {"t": 0.5}, 0),
         ("relu", "clipped_ste", {"t": 3.0}, 0),
+    ],
+    # 1[x > 0] behind relu keeps y instead of bits (graph.py): its own structure
+    "output gate": [
+        ("relu", "exact", {}, 0),
+        ("relu", "heaviside", {}, 0),
     ],
     "jam": [
         ("relu", "positive_jam", {}, 0),

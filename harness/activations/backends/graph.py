@@ -28,6 +28,15 @@ For symbolic shapes (Dynamo's automatic dynamic shapes after a second input shap
 model width in one process) Inductor's loops over the same ops were 10-50x slower still, so
 there they expand into one opaque op per pass that runs the eager kernels.
 
+One gate keeps no bits at all: 1[x > 0] behind a relu forward (relu/exact, relu/heaviside) is
+1[y > 0] for y = relu(x) (NaN: false in both), so the graph keeps y, as native ReLU's graph does,
+and the backward selects where y > 0 (`output_gate_mul`). The next layer (a Linear, a conv, a
+pooling) keeps y for its own backward, so the state costs no bytes of its own, where bits cost
+1/32 of y more; and the graph is native ReLU's (the same kernels, checked in Inductor's output
+code): compiled steps of the 256-W-W-10 MLP (scripts/compiled_step_bench.py, 21 rounds) ran
+1.058x (W=128) and 1.019x (W=1024) compiled native ReLU with bits, 0.992x and 0.994x with y.
+Eager pairs keep their bits (the memory figures measure the eager model).
+
 Few-bit codes and jamming call dispatcher ops: the C++ kernels' own (`harness_kernels::*`) for
 float32 CPU tensors when the kernels are loaded, else this package's (`harness::*`, ops.py),
 which run the eager backend for their inputs. Jam keys are drawn inside the graph from torch's
@@ -40,11 +49,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import kernels
+from ..packing import FORWARD_OPS
 from . import ops, switch
 from .params import GRAPH_FIELDS as _F
 from .reference import Reference, forward_value
 
 _HALF = (torch.bfloat16, torch.float16)
+_RELU = FORWARD_OPS["relu"]
 
 
 def _dispatcher(t: Tensor):
@@ -149,26 +160,40 @@ def _gate_apply(grad: Tensor, words: Tensor, select) -> Tensor:
     return _cat(out)[:n].view(grad.shape) if n % BLOCK else out[0].view(grad.shape)
 
 
+def _level_select(params: Tensor | None, like: Tensor):
+    """select(inside, g): g * level_hi inside, g * level_lo outside, 0 outside a gate whose low
+    level is 0 even for a NaN gradient (native ReLU's select); params None: levels (0, 1), read
+    from nowhere (the parameters are then not saved for backward)."""
+    zero = torch.zeros((), dtype=like.dtype, device=like.device)
+    if params is None:
+        return lambda inside, g: torch.where(inside, g, zero)
+    lo, hi = params[_F["level_lo"]], params[_F["level_hi"]]
+    return lambda inside, g: torch.where(inside, g * hi, torch.where(lo == 0, zero, g * lo))
+
+
 def plain_gate_mul(grad: Tensor, words: Tensor, params: Tensor) -> Tensor:
     """grad * (level_hi where the bit is set, level_lo elsewhere) in plain ops, for words from
-    `plain_forward_pack`; 0 outside a gate whose low level is 0, even for a NaN gradient (native
-    ReLU's select)."""
-    lo, hi = params[_F["level_lo"]], params[_F["level_hi"]]
-    zero = torch.zeros((), dtype=grad.dtype, device=grad.device)
-    return _gate_apply(grad, words, lambda inside, g: torch.where(inside, g * hi, torch.where(lo == 0, zero, g * lo)))
+    `plain_forward_pack` (`_level_select`'s semantics)."""
+    return _gate_apply(grad, words, _level_select(params, grad))
 
 
 def plain_gate_select(grad: Tensor, words: Tensor) -> Tensor:
     """`plain_gate_mul` for levels (0, 1): grad where the bit is set, else 0 (native ReLU's
     select, NaN gradients included), without reading the levels."""
-    zero = torch.zeros((), dtype=grad.dtype, device=grad.device)
-    return _gate_apply(grad, words, lambda inside, g: torch.where(inside, g, zero))
+    return _gate_apply(grad, words, _level_select(None, grad))
+
+
+def output_gate_mul(grad: Tensor, y: Tensor, gate) -> Tensor:
+    """`plain_gate_mul` for the gate 1[x > 0] from y = relu(x) in place of bits: 1[y > 0]."""
+    return _level_select(None if gate.unit_levels else gate.values, grad)(y > 0, grad)
 
 
 def unpack_any(packed: Tensor, n: int) -> Tensor:
     """The first `n` gate bits as a flat bool tensor, from word-block words (int32, the compiled
-    gates' state) or packing.py's bytes (uint8: explicit pack_bits, and the opaque ops of graphs
-    with symbolic shapes)."""
+    gates' state), packing.py's bytes (uint8: explicit pack_bits, and the opaque ops of graphs
+    with symbolic shapes) or, for the gate 1[x > 0], y = relu(x) itself (a float tensor)."""
+    if packed.is_floating_point():
+        return (packed > 0).reshape(-1)[:n]
     if packed.dtype == torch.int32:
         return unpack_words(packed).reshape(-1)[:n]
     return unpack_lanes(packed).reshape(-1)[:n]
@@ -189,10 +214,15 @@ class Graph(Reference):
         return pack_lanes(gate_mask(x, gate.values))  # packing.py's layout, as the API promises
 
     def forward_pack(self, x: Tensor, op: int, gate) -> tuple[Tensor | None, Tensor]:
+        if op == _RELU and gate.positive:  # the state is y (module docstring)
+            y = torch.relu(x)
+            return y, y
         y, packed = ops.namespace().gate_forward_g(x, op, gate.values)
         return (y if op else None), packed
 
     def gate_mul(self, grad: Tensor, packed: Tensor, gate) -> Tensor:
+        if packed.is_floating_point():
+            return output_gate_mul(grad, packed, gate)
         if gate.unit_levels:  # no levels to read: the parameters are not saved for backward
             return ops.namespace().gate_select_g(grad, packed)
         return ops.namespace().gate_mul_g(grad, packed, gate.values)

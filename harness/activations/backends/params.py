@@ -42,7 +42,7 @@ class GateParams:
     as `packing.interval_mask`, which skips infinite ends, says.
     """
 
-    __slots__ = ("kernel_args", "levels", "values", "unit_levels")
+    __slots__ = ("kernel_args", "levels", "values", "unit_levels", "positive")
 
     def __init__(self, lo: float, hi: float, closed_lo: bool, closed_hi: bool, levels: tuple[float, float] = (0.0, 1.0)):
         lo, hi = float(lo), float(hi)
@@ -52,6 +52,10 @@ class GateParams:
         # select the gradient without reading the levels (a bool Dynamo guards on: one graph
         # for these gates and one for all others, never one per value).
         self.unit_levels = self.levels == (0.0, 1.0)
+        # The gate 1[x > 0] (relu/exact's): 1[relu(x) > 0] as well, so a compiled graph whose
+        # forward is relu keeps y, which the next layer keeps anyway, instead of bits (graph.py).
+        # Also a structural bool: one graph for these gates, never one per value.
+        self.positive = self.kernel_args == (0.0, math.inf, False, True)
         # Graph form: one float64 CPU tensor (indices in GRAPH_FIELDS) holding the interval, the
         # levels and, per compare dtype, the interval as two closed ends: x in it iff
         # lo' <= x <= hi' (two compares in the graph's kernel instead of six ops per end).
