@@ -31,9 +31,9 @@ from harness.models.mlp import MLP  # noqa: E402
 
 BATCH, IN_FEATURES, CLASSES = 256, 256, 10
 PAIRS = {"native relu": None, "relu/exact": ("relu", "exact"), "relu/rectangular": ("relu", "rectangular"),
-         # The same pair in the form graphs with symbolic shapes take: one opaque op per pass,
-         # whose Python implementation calls the C++ kernels (for comparison with the fused form).
-         # (relu/rectangular: relu/exact keeps y in graphs, native ReLU's own graph, graph.py)
+         # The variants run relu/rectangular: relu/exact keeps y in graphs, native ReLU's own
+         # graph (graph.py), so it has no gate to lower. The pair in the form graphs with symbolic
+         # shapes take: one opaque op per pass, whose Python implementation calls the C++ kernels.
          "relu/rect opaque": ("relu", "rectangular", "opaque"),
          # The same pair with every gate expanded into plain ops Inductor fuses, whatever its
          # size (large gates call the C++ kernels by default: ops.EXTERN_MIN_ELEMENTS).
@@ -66,10 +66,11 @@ def build_step(pair, width: int):
         ops.EXTERN_MIN_ELEMENTS = 1 << 62
     # The variants change how ops.py expands the gates, which the compile caches do not key on:
     # without this they would reuse the default variant's cached graphs.
-    variant = pair is not None and len(pair) > 2
-    no_cache = (torch._functorch.config.patch(enable_autograd_cache=False), torch._inductor.config.patch(fx_graph_cache=False))
     try:
-        with no_cache[0] if variant else contextlib.nullcontext(), no_cache[1] if variant else contextlib.nullcontext():
+        with contextlib.ExitStack() as caches_off:
+            if pair is not None and len(pair) > 2:
+                caches_off.enter_context(torch._functorch.config.patch(enable_autograd_cache=False))
+                caches_off.enter_context(torch._inductor.config.patch(fx_graph_cache=False))
             for _ in range(5):  # compile (forward and backward graphs) and warm up
                 step()
     finally:

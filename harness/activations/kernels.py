@@ -203,7 +203,8 @@ def forward_pack(x: torch.Tensor, op: int, lo: float, hi: float, closed_lo: bool
 
 def gate_pair(x: torch.Tensor, op: int, lo: float, hi: float, closed_lo: bool, closed_hi: bool,
               level_lo: float, level_hi: float) -> torch.Tensor:
-    """relu/step(x) with a 1-bit gate backward (levels lo/hi), as one C++ autograd function."""
+    """relu/step(x) with a 1-bit gate backward (levels lo/hi) in one C++ call: `GatePair`'s
+    hand-written autograd node (see gate_pair_function)."""
     return _module.gate_pair(x, op, lo, hi, closed_lo, closed_hi, level_lo, level_hi)
 
 
