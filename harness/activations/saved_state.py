@@ -286,7 +286,7 @@ class GateRule(BoundRule):
 
     def multiplier(self, saved, meta, like, rng):
         lo, hi = self.levels
-        gate = backend_for(saved[0]).unpack_bits(saved[0], meta.numel).view(meta.shape).to(like.device)
+        gate = backend_for(saved[0]).unpack_gate(saved[0], meta.numel, self.gate).view(meta.shape).to(like.device)
         return torch.where(gate, torch.tensor(hi, dtype=like.dtype, device=like.device),
                            torch.tensor(lo, dtype=like.dtype, device=like.device))
 
@@ -415,7 +415,9 @@ class RandomizedRule(WrappedRule):
     def grad_input(self, grad_output, saved, meta, rng):
         if self._fused_jam is None:
             return super().grad_input(grad_output, saved, meta, rng)
-        return backend_for(grad_output).jam_mul(grad_output, saved[0] if self._fused_jam else None, rng)
+        if not self._fused_jam:
+            return backend_for(grad_output).jam_mul(grad_output, None, rng)
+        return backend_for(grad_output).jam_mul(grad_output, saved[0], rng, self.base.gate)
 
 
 def UniformJam(*, name: str, params: dict, base: BoundRule, **common) -> RandomizedRule:  # noqa: N802 (a constructor)

@@ -69,66 +69,94 @@ INDUCTOR_CASES = [(dtype, n) for dtype in (torch.float32, torch.float64, torch.b
 INDUCTOR_CASES += [(torch.float32, 1014), (torch.float32, 1100)]
 
 
+# Gates behind relu with their ends at 0 on either side: x = +-0 inside ([-0.5, 0.5]), outside at
+# an open end ([-1, 0)) and outside from above ([0.25, 1]).
+ZERO_EDGES = [GateParams(-0.5, 0.5, True, True), GateParams(-1.0, 0.0, True, False), GateParams(0.25, 1.0, True, True)]
+
+
+def _check_relu_state(x, y, state, gate, backend):
+    """A gate behind relu keeps y, equal to relu(x) but in its zeros' sign: -0.0 exactly where
+    x <= 0 lies in the gate (+0.0 for 1[x > 0], relu's own y up to its zeros' sign)."""
+    ref = backends.REFERENCE
+    assert state.data_ptr() == y.data_ptr() and state.dtype == x.dtype
+    bits = ref.unpack_bits(ref.forward_pack(x, 0, gate)[1], x.numel())
+    if not gate.positive:  # (relu's own zeros keep the sign its vector max instruction gives)
+        assert torch.equal((y == 0) & torch.signbit(y), bits & (x <= 0))
+    assert torch.equal(backend.unpack_gate(state, x.numel(), gate), bits)
+
+
 def test_inductor_gate_ops_equal_the_reference():
     """The plain-op gate forms as Inductor compiles and fuses them (static shapes): the same gate
-    bits (1 per element, in the word-block layout), outputs and gradients as the reference. The
-    suite's only Inductor compile (the slow part on a cold cache): one graph holds every dtype and
-    layout, and the gate's parameters are a graph input, so the gates share graphs: one for levels
-    (0, 1), whose backward reads no parameters, one for every other pair of levels, and one for
-    the gate 1[x > 0] behind relu, which keeps y instead of bits."""
+    bits, outputs and gradients as the reference; behind a step forward the state is bits (1 per
+    element, in the word-block layout), behind relu y itself, with the bit of x <= 0 in the sign
+    of its zeros. The suite's only Inductor compile (the slow part on a cold cache): one graph
+    holds every dtype and layout, and the gate's parameters are a graph input, so the gates share
+    graphs: one for levels (0, 1), whose backward reads no parameters, one for every other pair
+    of levels, and one for the gate 1[x > 0], whose relu state is relu's own y."""
     from torch._dynamo.utils import counters
 
-    ref = backends.REFERENCE
+    ref, graph = backends.REFERENCE, backends.GRAPH
     cases = [_inputs(n, dtype, n + 1) for dtype, n in INDUCTOR_CASES]
 
     def every_case(gate, tensors):
         outs = []
         for t, g in tensors:
-            y, packed = backends.backend_for(t).forward_pack(t, 1, gate)
-            outs.append((y, packed, backends.backend_for(g).gate_mul(g, packed, gate)))
+            for op in (1, 2):
+                y, packed = backends.backend_for(t).forward_pack(t, op, gate)
+                outs.append((y, packed, backends.backend_for(g).gate_mul(g, packed, gate),
+                             backends.backend_for(t).unpack_gate(packed, t.numel(), gate)))
         return outs
 
     torch._dynamo.reset()
     counters.clear()
     compiled = torch.compile(every_case, dynamic=False, fullgraph=True)  # the default backend: Inductor
-    gates = GATES + [GateParams(-0.5, 0.5, True, True)]  # levels (0, 1) with bits
+    gates = GATES + ZERO_EDGES
     for gate in gates:
-        for (x, grad), (y, packed, grad_in) in zip(cases, compiled(gate, cases)):
-            y_ref, packed_ref = ref.forward_pack(x, 1, gate)
-            n = x.numel()
-            if gate.positive:  # the state is y itself
-                _same(packed, y_ref)
-            else:
-                assert packed.dtype == torch.int32 and packed.numel() == -(-n // 512) * 16  # 1 bit per element
-            assert torch.equal(backends.GRAPH.unpack_bits(packed, n), ref.unpack_bits(packed_ref, n))
-            _same(y, y_ref)
-            _same(grad_in, ref.gate_mul(grad, packed_ref, gate))
-    assert [g.positive for g in gates] == [True, False, False, False, False]
-    assert [g.unit_levels for g in gates] == [True, False, False, False, True]
+        results = iter(compiled(gate, cases))
+        for x, grad in cases:
+            for op in (1, 2):
+                y, packed, grad_in, unpacked = next(results)
+                y_ref, packed_ref = ref.forward_pack(x, op, gate)
+                n = x.numel()
+                if op == 1:
+                    _check_relu_state(x, y, packed, gate, graph)
+                else:
+                    assert packed.dtype == torch.int32 and packed.numel() == -(-n // 512) * 16  # 1 bit per element
+                assert torch.equal(unpacked, ref.unpack_bits(packed_ref, n))
+                _same(y, y_ref)
+                _same(grad_in, ref.gate_mul(grad, packed_ref, gate))
+    assert [g.positive for g in gates] == [True] + [False] * 6
+    assert [g.unit_levels for g in gates] == [True, False, False, False, True, True, True]
     assert counters["stats"]["unique_graphs"] == 3
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("levels", [(0.0, 1.0), (0.25, 1.5), (-1.0, 0.0)])
-def test_the_output_gate_keeps_y_and_equals_the_bits(dtype, levels):
-    """The graph backend's gate 1[x > 0] behind relu keeps y = relu(x), no bits: its gradient and
-    unpacked gate equal the reference's bits for every special value (NaN, +-inf, +-0, the
-    smallest subnormals) and any levels; other gates and forwards keep bits."""
+@pytest.mark.parametrize("ends", [(0.0, math.inf, False, True), (-0.5, 0.5, True, True), (-1.0, 0.0, True, False),
+                                  (0.25, 1.0, True, True), (0.0, math.inf, True, True), (-math.inf, -0.25, True, True)],
+                         ids=["relu", "rect", "open_at_0", "above_0", "closed_at_0", "below_0"])
+def test_gates_behind_relu_keep_y_and_equal_the_bits(dtype, levels, ends):
+    """The graph backend's gates behind relu keep y = relu(x), no bits: its gradient and unpacked
+    gate equal the reference's bits for every special value (NaN of either sign, +-inf, +-0, the
+    smallest subnormals), any levels and interval; a step forward keeps bits."""
     graph, ref = backends.GRAPH, backends.REFERENCE
-    gate = GateParams(0.0, math.inf, False, True, levels)
+    gate = GateParams(*ends, levels)
     tiny = torch.finfo(dtype).tiny
     x, grad = _inputs(300, dtype, 5)
-    x = torch.cat([x, torch.tensor([tiny, -tiny, tiny / 4, -0.0, 0.0], dtype=dtype)])
-    grad = torch.cat([grad, torch.tensor([1.0, float("nan"), 2.0, float("inf"), 3.0], dtype=dtype)])
+    x = torch.cat([x, torch.tensor([tiny, -tiny, tiny / 4, -tiny / 4, -0.0, 0.0, -math.nan], dtype=dtype)])
+    grad = torch.cat([grad, torch.tensor([1.0, math.nan, 2.0, 4.0, math.inf, 3.0, 5.0], dtype=dtype)])
     y, state = graph.forward_pack(x, 1, gate)
     y_ref, packed_ref = ref.forward_pack(x, 1, gate)
-    assert state is y and state.dtype == dtype
     _same(y, y_ref)
-    assert torch.equal(graph.unpack_bits(state, x.numel()), ref.unpack_bits(packed_ref, x.numel()))
+    _check_relu_state(x, y, state, gate, graph)
     _same(graph.gate_mul(grad, state, gate), ref.gate_mul(grad, packed_ref, gate))
-    for op, other in ((2, gate), (1, GateParams(0.0, math.inf, True, True)), (1, GateParams(0.0, 5.0, False, True))):
-        assert graph.forward_pack(x, op, other)[1].dtype == torch.int32  # step forward, closed 0, finite end
+    assert graph.forward_pack(x, 2, gate)[1].dtype == torch.int32
 
+
+def test_unpacking_a_relu_state_needs_its_gate():
+    y = torch.relu(torch.randn(10))
+    with pytest.raises(ValueError, match="needs its gate"):
+        backends.GRAPH.unpack_bits(y, 10)
 
 
 def test_word_block_layout():
@@ -170,8 +198,10 @@ def test_graph_gate_mask_equals_the_interval_mask(dtype):
                     assert torch.equal(graph.gate_mask(x, gate.values), want), (lo, hi, closed_lo, closed_hi)
 
 
-def test_compiled_gates_with_dynamic_shapes_call_the_tensor_parameter_ops():
-    """Symbolic shapes: one opaque op per pass (Inductor's symbolic bit loops were 10-50x slower)."""
+@pytest.mark.parametrize("forward,expected", [("step", {"harness.gate_forward_t", "harness.gate_mul_t"}), ("relu", set())])
+def test_compiled_gates_with_dynamic_shapes_call_the_tensor_parameter_ops(forward, expected):
+    """Symbolic shapes: one opaque op per pass for bits (Inductor's symbolic bit loops were 10-50x
+    slower); behind relu plain pointwise ops (the relu state keeps no bits)."""
     from harness.activations import ActivationPair
 
     torch._dynamo.reset()
@@ -184,16 +214,16 @@ def test_compiled_gates_with_dynamic_shapes_call_the_tensor_parameter_ops():
     from torch._dynamo.backends.common import aot_autograd
     from functorch.compile import make_boxed_func
 
-    module = ActivationPair("relu", "rectangular", a=-0.3, b=0.7)
+    module = ActivationPair(forward, "rectangular", a=-0.3, b=0.7)
     compiled = torch.compile(module, dynamic=True, backend=aot_autograd(
         fw_compiler=lambda gm, ex: make_boxed_func(record(gm, ex)), bw_compiler=lambda gm, ex: make_boxed_func(record(gm, ex))))
     for shape in [(5, 7), (16, 33)]:
         x = torch.randn(shape, requires_grad=True)
         upstream = torch.randn(shape)
         (grad,) = torch.autograd.grad(compiled(x), x, upstream)
-        (expected,) = torch.autograd.grad(module(x), x, upstream)
-        assert torch.equal(grad, expected)
-    assert {t.rsplit(".", 1)[0] for t in targets if t.startswith("harness")} == {"harness.gate_forward_t", "harness.gate_mul_t"}
+        (expected_grad,) = torch.autograd.grad(module(x), x, upstream)
+        assert torch.equal(grad, expected_grad)
+    assert {t.rsplit(".", 1)[0] for t in targets if t.startswith("harness")} == expected
 
 
 def test_large_compiled_gates_call_the_cpp_kernels_and_small_ones_expand():
@@ -218,7 +248,7 @@ def test_large_compiled_gates_call_the_cpp_kernels_and_small_ones_expand():
                 targets.append(str(node.args[0] if functionalized else node.target))
         return make_boxed_func(gm.forward)
 
-    module = ActivationPair("relu", "rectangular", a=-0.3, b=0.7)
+    module = ActivationPair("step", "rectangular", a=-0.3, b=0.7)  # behind relu, gates keep no bits
     found = {}
     for n in (ops.EXTERN_MIN_ELEMENTS - 1, ops.EXTERN_MIN_ELEMENTS):
         torch._dynamo.reset()

@@ -25,14 +25,19 @@ GROUPS = {
         ("relu", "rectangular", {"a": -0.5, "b": 0.5}, 0),
         ("relu", "rectangular", {"a": -1.0, "b": 2.0}, 0),
         ("relu", "rectangular", {"a": 0.25, "b": 0.75}, 0),
-        ("relu", "rectangular", {"a": 0.0, "b": 1.0}, 0),  # closed at 0: bits, as the rest
+        ("relu", "rectangular", {"a": 0.0, "b": 1.0}, 0),  # closed at 0: y with signed zeros, as the rest
         ("relu", "clipped_ste", {"t": 0.5}, 0),
         ("relu", "clipped_ste", {"t": 3.0}, 0),
     ],
-    # 1[x > 0] behind relu keeps y instead of bits (graph.py): its own structure
+    # 1[x > 0] behind relu keeps relu's own y, no signed zeros (graph.py): its own structure
     "output gate": [
         ("relu", "exact", {}, 0),
         ("relu", "heaviside", {}, 0),
+    ],
+    # Behind a step forward a gate keeps bits (the graph's word blocks)
+    "step gate": [
+        ("step", "rectangular", {"a": -0.5, "b": 0.5}, 0),
+        ("step", "rectangular", {"a": -1.0, "b": 2.0}, 0),
     ],
     "jam": [
         ("relu", "positive_jam", {}, 0),

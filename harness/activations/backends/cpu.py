@@ -29,7 +29,7 @@ class CpuKernels(Numpy):
     def gate_mul(self, grad: Tensor, packed: Tensor, gate) -> Tensor:
         return kernels.gate_mul(grad, packed, *gate.levels)
 
-    def jam_mul(self, grad: Tensor, packed: Tensor | None, keys) -> Tensor:
+    def jam_mul(self, grad: Tensor, packed: Tensor | None, keys, gate=None) -> Tensor:
         return kernels.jam_mul(grad, packed, *keys.next_keys())
 
     def encode_codes(self, x: Tensor, borders: Tensor, bits: int, op: int = 0) -> tuple[Tensor | None, Tensor]:

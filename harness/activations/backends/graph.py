@@ -1,8 +1,21 @@
 """The graph backend: what a pair's bit work becomes inside a torch.compile graph.
 
-Gates are graph ops with tensor parameters (`harness::gate_forward_g` / `gate_mul_g`, ops.py):
-bounds and levels arrive as one tensor (`params.GateParams.values`), so pairs that differ only in
-parameters share one graph. AOTAutograd expands them, for static shapes, into the plain tensor
+Gates behind a relu forward keep no bits at all (`RELU_KEEPS_Y`): the state is y = relu(x),
+which the next layer (a Linear, a conv, a pooling) keeps for its own backward anyway, so it costs
+no bytes of its own where bits cost 1/32 of y more, and the graph has native ReLU's shape (an
+in-place kernel after the matmul, a select fused with the bias gradient). For x > 0, y = x tells
+the gate's bit; for x <= 0 the bit is the sign of y's zero (-0.0 inside the gate, +0.0 outside;
+`relu_with_gate_sign`, `relu_state_gate`). The gate 1[x > 0] (relu/exact, relu/heaviside) is
+1[y > 0] with relu's own y: native ReLU's graph, kernel for kernel (checked in Inductor's output
+code). Compiled steps of the 256-W-W-10 MLP (scripts/compiled_step_bench.py, 21-31 rounds):
+relu/exact ran 1.058x (W=128) and 1.019x (W=1024) compiled native ReLU with bits, 0.99-1.02x
+with y; relu/rectangular 1.033-1.046x / 1.018-1.043x with bits, 1.028-1.036x / 1.006-1.019x
+with y. The bits below serve the other forwards (step, or none). Eager pairs keep their bits
+(the memory figures measure the eager model).
+
+Other gates are graph ops with tensor parameters (`harness::gate_forward_g` / `gate_mul_g`,
+ops.py): bounds and levels arrive as one tensor (`params.GateParams.values`), so pairs that
+differ only in parameters share one graph. AOTAutograd expands them, for static shapes, into the plain tensor
 ops below, which Inductor fuses: compare and bit packing into the kernel that computes y,
 unpacking into the backward's multiply (no opaque op splits the graph).
 
@@ -27,15 +40,6 @@ the state's dtype (uint8 or int32).
 For symbolic shapes (Dynamo's automatic dynamic shapes after a second input shape, e.g. a second
 model width in one process) Inductor's loops over the same ops were 10-50x slower still, so
 there they expand into one opaque op per pass that runs the eager kernels.
-
-One gate keeps no bits at all: 1[x > 0] behind a relu forward (relu/exact, relu/heaviside) is
-1[y > 0] for y = relu(x) (NaN: false in both), so the graph keeps y, as native ReLU's graph does,
-and the backward selects where y > 0 (`output_gate_mul`). The next layer (a Linear, a conv, a
-pooling) keeps y for its own backward, so the state costs no bytes of its own, where bits cost
-1/32 of y more; and the graph is native ReLU's (the same kernels, checked in Inductor's output
-code): compiled steps of the 256-W-W-10 MLP (scripts/compiled_step_bench.py, 21 rounds) ran
-1.058x (W=128) and 1.019x (W=1024) compiled native ReLU with bits, 0.992x and 0.994x with y.
-Eager pairs keep their bits (the memory figures measure the eager model).
 
 Few-bit codes and jamming call dispatcher ops: the C++ kernels' own (`harness_kernels::*`) for
 float32 CPU tensors when the kernels are loaded, else this package's (`harness::*`, ops.py),
@@ -65,15 +69,43 @@ def _dispatcher(t: Tensor):
     return ops.namespace()
 
 
-def gate_mask(x: Tensor, params: Tensor) -> Tensor:
+def gate_mask(x: Tensor, params: Tensor, hi: str = "hi") -> Tensor:
     """1[x in the gate] from a gate's parameter tensor (`GateParams.values`): two compares with
-    the interval's closed ends in the compare dtype (float32 for float32 and half types)."""
+    the interval's closed ends in the compare dtype (float32 for float32 and half types); `hi`
+    "zero_hi" for the gate's part at or below 0."""
     if x.dtype == torch.float64:
-        lo, hi = params[_F["lo_f64"]], params[_F["hi_f64"]]
-    else:
-        x = x.float() if x.dtype in _HALF else x
-        lo, hi = params[_F["lo_f32"]], params[_F["hi_f32"]]
-    return (x >= lo) & (x <= hi)
+        return (x >= params[_F["lo_f64"]]) & (x <= params[_F[hi + "_f64"]])
+    x = x.float() if x.dtype in _HALF else x
+    return (x >= params[_F["lo_f32"]]) & (x <= params[_F[hi + "_f32"]])
+
+
+# Gates behind a relu forward keep y = relu(x), which the next layer keeps anyway, instead of
+# bits (module docstring): for x > 0, y = x tells the gate's bit; for x <= 0 (y = 0) the bit is
+# the sign of the zero, -0.0 inside the gate, +0.0 outside. -0.0 == 0.0 in every compare and
+# sum, so the forward's values are relu's (only division by y, copysign or a bitwise view could
+# tell them apart).
+#: Whether compiled gates behind relu keep y (True) or the gate's bits, as every other forward
+#: does (False: for benchmarks that compare the two, scripts/compiled_step_bench.py).
+RELU_KEEPS_Y = True
+
+
+def relu_with_gate_sign(x: Tensor, params: Tensor) -> Tensor:
+    """y = relu(x) with -0.0 where x <= 0 lies in the gate and +0.0 where it does not (NaN
+    stays NaN): three compares and two selects, fused into the kernel that writes y in place.
+    relu's own zero is not used: its sign for x = -0.0 is the vector max instruction's choice."""
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    return torch.where(gate_mask(x, params, "zero_hi"), -zero, torch.where(x <= 0, zero, x))
+
+
+def relu_state_gate(y: Tensor, gate) -> Tensor:
+    """1[x in gate] from the relu state y (bool, y's shape): y > 0 and in the gate, or y = -0.0;
+    1[y > 0] alone for the gate 1[x > 0], whose y is relu's. y is never below 0, so y = -0.0
+    iff 1 / y < 0 (-inf; +0.0 gives +inf, NaN NaN): one vector division. Inductor's C++ backend
+    emits signbit and bitwise views of floats as scalar loops and copysign as a library call per
+    vector (5-7% slower than the division in a 2^20-element backward, 1 thread)."""
+    if gate.positive:
+        return y > 0
+    return ((y > 0) & gate_mask(y, gate.values)) | (torch.reciprocal(y) < 0)
 
 
 def pack_lanes(mask: Tensor) -> Tensor:
@@ -183,17 +215,20 @@ def plain_gate_select(grad: Tensor, words: Tensor) -> Tensor:
     return _gate_apply(grad, words, _level_select(None, grad))
 
 
-def output_gate_mul(grad: Tensor, y: Tensor, gate) -> Tensor:
-    """`plain_gate_mul` for the gate 1[x > 0] from y = relu(x) in place of bits: 1[y > 0]."""
-    return _level_select(None if gate.unit_levels else gate.values, grad)(y > 0, grad)
+def relu_state_mul(grad: Tensor, y: Tensor, gate) -> Tensor:
+    """`plain_gate_mul` for a gate behind relu from its relu state y (`relu_state_gate`)."""
+    return _level_select(None if gate.unit_levels else gate.values, grad)(relu_state_gate(y, gate), grad)
 
 
-def unpack_any(packed: Tensor, n: int) -> Tensor:
+def unpack_any(packed: Tensor, n: int, gate=None) -> Tensor:
     """The first `n` gate bits as a flat bool tensor, from word-block words (int32, the compiled
     gates' state), packing.py's bytes (uint8: explicit pack_bits, and the opaque ops of graphs
-    with symbolic shapes) or, for the gate 1[x > 0], y = relu(x) itself (a float tensor)."""
+    with symbolic shapes) or, for a gate behind relu, its relu state y (a float tensor, read
+    with `gate`)."""
     if packed.is_floating_point():
-        return (packed > 0).reshape(-1)[:n]
+        if gate is None:
+            raise ValueError("unpack_any: a relu state (float tensor) needs its gate to tell the bits")
+        return relu_state_gate(packed, gate).reshape(-1)[:n]
     if packed.dtype == torch.int32:
         return unpack_words(packed).reshape(-1)[:n]
     return unpack_lanes(packed).reshape(-1)[:n]
@@ -210,31 +245,34 @@ class Graph(Reference):
     def unpack_bits(self, packed: Tensor, n: int) -> Tensor:
         return unpack_any(packed, n)
 
+    def unpack_gate(self, packed: Tensor, n: int, gate) -> Tensor:
+        return unpack_any(packed, n, gate)
+
     def pack_interval(self, x: Tensor, gate) -> Tensor:
         return pack_lanes(gate_mask(x, gate.values))  # packing.py's layout, as the API promises
 
     def forward_pack(self, x: Tensor, op: int, gate) -> tuple[Tensor | None, Tensor]:
-        if op == _RELU and gate.positive:  # the state is y (module docstring)
-            y = torch.relu(x)
+        if op == _RELU and RELU_KEEPS_Y:  # the state is y (module docstring)
+            y = torch.relu(x) if gate.positive else relu_with_gate_sign(x, gate.values)
             return y, y
         y, packed = ops.namespace().gate_forward_g(x, op, gate.values)
         return (y if op else None), packed
 
     def gate_mul(self, grad: Tensor, packed: Tensor, gate) -> Tensor:
         if packed.is_floating_point():
-            return output_gate_mul(grad, packed, gate)
+            return relu_state_mul(grad, packed, gate)
         if gate.unit_levels:  # no levels to read: the parameters are not saved for backward
             return ops.namespace().gate_select_g(grad, packed)
         return ops.namespace().gate_mul_g(grad, packed, gate.values)
 
-    def jam_mul(self, grad: Tensor, packed: Tensor | None, keys) -> Tensor:
+    def jam_mul(self, grad: Tensor, packed: Tensor | None, keys, gate=None) -> Tensor:
         drawn = torch.randint(0, 2**31 - 1, (2,), dtype=torch.int64)
         empty = torch.empty(0, dtype=torch.uint8, device=grad.device)
         if packed is None or packed.dtype == torch.uint8:
             return _dispatcher(grad).jam_mul(grad, empty if packed is None else packed, drawn)
-        # A compiled gate's words: the ops take packing.py's bytes, so gate the ungated product
-        # here (the reference's where(gate, grad * u, 0)).
-        inside = unpack_any(packed, grad.numel()).view(grad.shape)
+        # A compiled gate's words or relu state: the ops take packing.py's bytes, so gate the
+        # ungated product here (the reference's where(gate, grad * u, 0)).
+        inside = unpack_any(packed, grad.numel(), gate).view(grad.shape)
         return torch.where(inside, _dispatcher(grad).jam_mul(grad, empty, drawn), torch.zeros((), dtype=grad.dtype, device=grad.device))
 
     def encode_codes(self, x: Tensor, borders: Tensor, bits: int, op: int = 0) -> tuple[Tensor | None, Tensor]:

@@ -16,7 +16,8 @@ from torch import Tensor
 
 # Index of each value in `GateParams.values`.
 GRAPH_FIELDS = {name: i for i, name in enumerate(
-    ("lo", "hi", "closed_lo", "closed_hi", "level_lo", "level_hi", "lo_f32", "hi_f32", "lo_f64", "hi_f64"))}
+    ("lo", "hi", "closed_lo", "closed_hi", "level_lo", "level_hi", "lo_f32", "hi_f32", "lo_f64", "hi_f64",
+     "zero_hi_f32", "zero_hi_f64"))}
 
 
 def _closed_ends(lo: float, hi: float, closed_lo: bool, closed_hi: bool, dtype: torch.dtype) -> tuple[float, float]:
@@ -33,6 +34,13 @@ def _closed_ends(lo: float, hi: float, closed_lo: bool, closed_hi: bool, dtype: 
         return float(torch.nextafter(e, torch.tensor(inward, dtype=dtype)))
 
     return closed(lo, closed_lo, math.inf), closed(hi, closed_hi, -math.inf)
+
+
+def _zero_hi(hi: float) -> float:
+    """min(hi', 0) for the closed upper end hi' of `_closed_ends` (NaN, an empty gate, stays
+    NaN): x <= 0 lies in the gate iff lo' <= x <= zero_hi, one compare fewer in the kernel that
+    writes a relu forward's y with the gate's bit in the sign of its zeros (graph.py)."""
+    return hi if math.isnan(hi) else min(hi, 0.0)
 
 
 class GateParams:
@@ -53,16 +61,19 @@ class GateParams:
         # for these gates and one for all others, never one per value).
         self.unit_levels = self.levels == (0.0, 1.0)
         # The gate 1[x > 0] (relu/exact's): 1[relu(x) > 0] as well, so a compiled graph whose
-        # forward is relu keeps y, which the next layer keeps anyway, instead of bits (graph.py).
-        # Also a structural bool: one graph for these gates, never one per value.
+        # forward is relu keeps plain y for it (native ReLU's graph); other gates behind relu keep
+        # y with their bit of x <= 0 in the sign of its zeros (graph.py). Also a structural bool:
+        # one graph for these gates, never one per value.
         self.positive = self.kernel_args == (0.0, math.inf, False, True)
         # Graph form: one float64 CPU tensor (indices in GRAPH_FIELDS) holding the interval, the
         # levels and, per compare dtype, the interval as two closed ends: x in it iff
         # lo' <= x <= hi' (two compares in the graph's kernel instead of six ops per end).
         # Closedness is data (1/0, and in lo', hi'), so open and closed ends share one graph.
         # One tensor, not ten: each tensor a graph reads adds guards that run on every call.
-        self.values = torch.tensor([*self.kernel_args, *self.levels, *_closed_ends(*self.kernel_args, torch.float32),
-                                    *_closed_ends(*self.kernel_args, torch.float64)], dtype=torch.float64)
+        # Then, per compare dtype, min(hi', 0) (`_zero_hi`).
+        f32, f64 = (_closed_ends(*self.kernel_args, dtype) for dtype in (torch.float32, torch.float64))
+        self.values = torch.tensor([*self.kernel_args, *self.levels, *f32, *f64, _zero_hi(f32[1]), _zero_hi(f64[1])],
+                                   dtype=torch.float64)
 
     @classmethod
     def of(cls, interval, levels: tuple[float, float] = (0.0, 1.0)) -> "GateParams":

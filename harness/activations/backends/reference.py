@@ -6,14 +6,16 @@ Every backend implements this class's operations with the same arguments and res
 | operation                              | result                                              |
 |----------------------------------------|-----------------------------------------------------|
 | pack_bits(mask) / unpack_bits(p, n)    | a bool tensor <-> ceil(n/8) bytes                   |
+| unpack_gate(p, n, gate)                | unpack_bits of a gate's state (graph.py: or y)      |
 | forward_pack(x, op, gate)              | (y or None, packed 1[x in gate]); y = relu/step(x)  |
 | gate_mul(grad, packed, gate)           | grad * (level_hi where the bit is set, else level_lo) |
-| jam_mul(grad, packed or None, keys)    | grad * gate * u, u = the counter hash of keys.next_keys() |
+| jam_mul(grad, packed or None, keys, gate) | grad * gate * u, u = the counter hash of keys.next_keys() |
 | encode_codes(x, borders, bits, op)     | (y or None, b-bit codes #{borders < x}, NaN -> 0)   |
 | decode_mul(grad, packed, levels, bits) | grad * levels[code]                                 |
 | decode_levels(packed, n, bits, levels) | levels[code], flat                                  |
 
-`gate` is a `params.GateParams`; `op` is 0 (no forward), 1 (relu) or 2 (step), see
+`gate` is a `params.GateParams` (jam_mul's: the one `packed` was made with, which only the
+graph backend reads, or None); `op` is 0 (no forward), 1 (relu) or 2 (step), see
 `packing.FORWARD_OPS`. Where the gate's low level is 0 the result is 0 outside the gate even for
 a NaN or inf gradient: the select semantics of native ReLU's backward.
 """
@@ -48,6 +50,11 @@ class Reference:
     def unpack_bits(self, packed: Tensor, n: int) -> Tensor:
         return packing.unpack_bits_reference(packed, n)
 
+    def unpack_gate(self, packed: Tensor, n: int, gate) -> Tensor:
+        """The first `n` bits of a gate's state from `forward_pack` (here its packed bits; the
+        graph backend's state behind relu is y, read with the gate)."""
+        return self.unpack_bits(packed, n)
+
     def pack_interval(self, x: Tensor, gate) -> Tensor:
         """Packed 1[x in gate] (the op-0 case of forward_pack)."""
         if x.dtype in _HALF:
@@ -67,7 +74,7 @@ class Reference:
             return torch.where(inside, grad * hi, grad * lo)
         return torch.where(inside, grad * hi, torch.zeros((), dtype=grad.dtype, device=grad.device))
 
-    def jam_mul(self, grad: Tensor, packed: Tensor | None, keys) -> Tensor:
+    def jam_mul(self, grad: Tensor, packed: Tensor | None, keys, gate=None) -> Tensor:
         key_a, key_b = keys.next_keys()
         u = packing.hash_uniform_reference(grad.numel(), key_a, key_b, grad.device).view(grad.shape)
         g = grad * u.to(grad.dtype) if grad.dtype != torch.float32 else grad * u

@@ -33,7 +33,7 @@ class Triton(Reference):
             return super().gate_mul(grad, packed, gate)
         return triton_kernels.gate_mul(grad, packed, *gate.levels)
 
-    def jam_mul(self, grad: Tensor, packed: Tensor | None, keys) -> Tensor:
+    def jam_mul(self, grad: Tensor, packed: Tensor | None, keys, gate=None) -> Tensor:
         if packed is not None and packed.device != grad.device:
             return super().jam_mul(grad, packed, keys)
         return triton_kernels.jam_mul(grad, packed, *keys.next_keys())
