@@ -293,3 +293,69 @@ def test_eager_code_ops_equal_the_reference(name, bits):
         assert torch.equal(packed, packed_ref) and (y is None) == (y_ref is None) == (op == 0)
     _same(backend.decode_mul(grad, packed_ref, levels, bits), ref.decode_mul(grad, packed_ref, levels, bits))
     _same(backend.decode_levels(packed_ref, x.numel(), bits, levels), ref.decode_levels(packed_ref, x.numel(), bits, levels))
+
+
+def _pair_model():
+    from harness.activations import ActFactory
+
+    torch.manual_seed(0)
+    act = ActFactory("relu", "rectangular")
+    return torch.nn.Sequential(torch.nn.Linear(6, 16), act(), torch.nn.Linear(16, 3))
+
+
+def test_compile_model_drops_the_guards_on_the_pair_librarys_own_code_only():
+    """`library_guards_off`: Dynamo's guards on harness.activations' globals go (dozens per
+    trace), its switches' and every guard on the model's own objects stay."""
+    from harness.activations import compile_model
+    from harness.activations.backends import select
+
+    torch._dynamo.reset()
+    seen = []
+
+    def recording(entries):
+        seen.extend(entries)
+        return [True] * len(entries)
+
+    model = _pair_model()
+    compiled = compile_model(model, backend="aot_eager", options={"guard_filter_fn": recording})
+    compiled(torch.randn(4, 6)).sum().backward()
+    keep = select.library_guards_off(seen)
+    dropped = [e for e, k in zip(seen, keep) if not k]
+    assert len(dropped) >= 20
+    assert all(e.is_global and "harness_dot_activations" in e.name for e in dropped)
+    kept = [e for e, k in zip(seen, keep) if k]
+    assert any("RELU_KEEPS_Y" in e.name for e in kept)  # a switch
+    assert all(k for e, k in zip(seen, keep) if not e.is_global)  # the model's own objects
+    assert any("gate.values" in e.name and e.guard_type == "TENSOR_MATCH" for e in kept)
+
+
+def test_a_compiled_model_retraces_when_a_switch_flips():
+    from torch._dynamo.utils import counters
+
+    from harness.activations import compile_model
+    from harness.activations.backends import graph
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = _pair_model()
+    compiled = compile_model(model, backend="aot_eager")
+    x = torch.randn(4, 6)
+    compiled(x)
+    compiled(x)
+    assert counters["stats"]["unique_graphs"] == 1
+    previous = graph.RELU_KEEPS_Y
+    graph.RELU_KEEPS_Y = not previous
+    try:
+        torch.testing.assert_close(compiled(x), model(x))
+    finally:
+        graph.RELU_KEEPS_Y = previous
+    assert counters["stats"]["unique_graphs"] == 2
+
+
+def test_compile_model_leaves_mode_alone():
+    """torch.compile takes `mode` only without `options`: no guard filter then, and no error."""
+    from harness.activations import compile_model
+
+    torch._dynamo.reset()
+    compiled = compile_model(_pair_model(), mode="default", backend="aot_eager")
+    assert compiled(torch.randn(2, 6)).shape == (2, 3)
