@@ -122,3 +122,19 @@ def test_compiled_rows_time_the_trainers_compile_path_against_a_compiled_hand_lo
     entries = run_macro(MacroConfig(groups=(("mlp", "compile"),), rules=(), **TINY))
     assert [e["candidate"] for e in entries] == [REFERENCE, "harness/native", "harness/exact"]
     assert all(e["mode"] == "compile" and e["status"] != "error" and e["compile_time_s"] is not None for e in entries)
+
+
+def test_compiled_pairs_are_held_to_compiled_native_relu_in_the_same_trainer():
+    """The issue's compiled target: a pair <= 1.00x compiled native ReLU (harness/native); the
+    trainer's own overhead (harness/native) and eager candidates against the hand loop, <= 1.02x."""
+    config = MacroConfig(groups=(("mlp", "compile"),), **TINY)
+    pair, native = (macro._entry("mlp", "compile", name, config, 4) for name in ("harness/rectangular", "harness/native"))
+    eager = macro._entry("mlp", "eager", "harness/rectangular", config, 4)
+    assert (pair["target"], pair["target_vs"]) == (1.00, "harness/native")
+    assert (native["target"], native["target_vs"]) == (eager["target"], eager["target_vs"]) == (macro.TARGET, REFERENCE)
+    assert macro.target_status(pair, {"vs_reference": 0.97, "vs_harness_native": 1.004}) == "MISS"
+    assert macro.target_status(pair, {"vs_reference": 1.05, "vs_harness_native": 0.998}) == "PASS"
+    assert macro.target_status(eager, {"vs_reference": 1.019}) == "PASS"
+    assert macro.target_status(pair, {"vs_reference": 1.0}) == "-"  # no native row measured
+    row = dict(pair, status="MISS", error=None, steps_per_s=10.0, ratios={"vs_reference": 0.97, "vs_harness_native": 1.004})
+    assert "<=1.00 x harness native" in format_macro([row]) and "1.004" in format_macro([row])
