@@ -91,8 +91,9 @@ def test_inductor_gate_ops_equal_the_reference():
     element, in the word-block layout), behind relu y itself, with the bit of x <= 0 in the sign
     of its zeros. The suite's only Inductor compile (the slow part on a cold cache): one graph
     holds every dtype and layout, and the gate's parameters are a graph input, so the gates share
-    graphs: one for levels (0, 1), whose backward reads no parameters, one for every other pair
-    of levels, and one for the gate 1[x > 0], whose relu state is relu's own y."""
+    graphs by structure: levels (0, 1), whose backward reads no parameters, or others; a gate
+    that straddles 0 or not (one compare fewer each way); and the gate 1[x > 0], whose relu state
+    is relu's own y."""
     from torch._dynamo.utils import counters
 
     ref, graph = backends.REFERENCE, backends.GRAPH
@@ -127,7 +128,8 @@ def test_inductor_gate_ops_equal_the_reference():
                 _same(grad_in, ref.gate_mul(grad, packed_ref, gate))
     assert [g.positive for g in gates] == [True] + [False] * 6
     assert [g.unit_levels for g in gates] == [True, False, False, False, True, True, True]
-    assert counters["stats"]["unique_graphs"] == 3
+    assert [g.straddles_zero for g in gates] == [False, True, True, True, True, False, False]
+    assert counters["stats"]["unique_graphs"] == 4
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])

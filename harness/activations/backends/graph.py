@@ -69,14 +69,20 @@ def _dispatcher(t: Tensor):
     return ops.namespace()
 
 
+def _in_compare_dtype(x: Tensor) -> tuple[Tensor, str]:
+    """(x in its compare dtype, the suffix of that dtype's fields in GRAPH_FIELDS): float64, or
+    float32 for float32 and half types (their compares against the exact float32 ends)."""
+    if x.dtype == torch.float64:
+        return x, "_f64"
+    return (x.float() if x.dtype in _HALF else x), "_f32"
+
+
 def gate_mask(x: Tensor, params: Tensor, hi: str = "hi") -> Tensor:
     """1[x in the gate] from a gate's parameter tensor (`GateParams.values`): two compares with
-    the interval's closed ends in the compare dtype (float32 for float32 and half types); `hi`
-    "zero_hi" for the gate's part at or below 0."""
-    if x.dtype == torch.float64:
-        return (x >= params[_F["lo_f64"]]) & (x <= params[_F[hi + "_f64"]])
-    x = x.float() if x.dtype in _HALF else x
-    return (x >= params[_F["lo_f32"]]) & (x <= params[_F[hi + "_f32"]])
+    the interval's closed ends in the compare dtype; `hi` "zero_hi" for the gate's part at or
+    below 0."""
+    x, dtype = _in_compare_dtype(x)
+    return (x >= params[_F["lo" + dtype]]) & (x <= params[_F[hi + dtype]])
 
 
 # Gates behind a relu forward keep y = relu(x), which the next layer keeps anyway, instead of
@@ -89,23 +95,37 @@ def gate_mask(x: Tensor, params: Tensor, hi: str = "hi") -> Tensor:
 RELU_KEEPS_Y = True
 
 
-def relu_with_gate_sign(x: Tensor, params: Tensor) -> Tensor:
+def relu_with_gate_sign(x: Tensor, gate) -> Tensor:
     """y = relu(x) with -0.0 where x <= 0 lies in the gate and +0.0 where it does not (NaN
-    stays NaN): three compares and two selects, fused into the kernel that writes y in place.
-    relu's own zero is not used: its sign for x = -0.0 is the vector max instruction's choice."""
+    stays NaN), fused into the kernel that writes y in place: for a gate that straddles 0
+    (lo' <= 0 <= hi', `GateParams.straddles_zero`) x <= 0 lies in it iff x >= lo', two compares
+    and two selects; for any other, three compares. relu's own zero is not used: its sign for
+    x = -0.0 is the vector max instruction's choice."""
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    return torch.where(gate_mask(x, params, "zero_hi"), -zero, torch.where(x <= 0, zero, x))
+    if gate.straddles_zero:
+        x_cmp, dtype = _in_compare_dtype(x)
+        return torch.where(x <= 0, torch.where(x_cmp >= gate.values[_F["lo" + dtype]], -zero, zero), x)
+    return torch.where(gate_mask(x, gate.values, "zero_hi"), -zero, torch.where(x <= 0, zero, x))
+
+
+def _negative_zero(y: Tensor) -> Tensor:
+    """y == -0.0 for a relu state y (never below 0): 1 / y < 0 (-inf; +0.0 gives +inf, NaN
+    NaN), one vector division. Inductor's C++ backend emits signbit and bitwise views of floats
+    as scalar loops and copysign as a library call per vector (5-7% slower than the division in
+    a 2^20-element backward, 1 thread)."""
+    return torch.reciprocal(y) < 0
 
 
 def relu_state_gate(y: Tensor, gate) -> Tensor:
-    """1[x in gate] from the relu state y (bool, y's shape): y > 0 and in the gate, or y = -0.0;
-    1[y > 0] alone for the gate 1[x > 0], whose y is relu's. y is never below 0, so y = -0.0
-    iff 1 / y < 0 (-inf; +0.0 gives +inf, NaN NaN): one vector division. Inductor's C++ backend
-    emits signbit and bitwise views of floats as scalar loops and copysign as a library call per
-    vector (5-7% slower than the division in a 2^20-element backward, 1 thread)."""
+    """1[x in gate] from the relu state y (bool, y's shape): y > 0 and in the gate (for a gate
+    that straddles 0: y <= hi'), or y = -0.0; 1[y > 0] alone for the gate 1[x > 0], whose y is
+    relu's."""
     if gate.positive:
         return y > 0
-    return ((y > 0) & gate_mask(y, gate.values)) | (torch.reciprocal(y) < 0)
+    if gate.straddles_zero:
+        y_cmp, dtype = _in_compare_dtype(y)
+        return torch.where(y > 0, y_cmp <= gate.values[_F["hi" + dtype]], _negative_zero(y))
+    return ((y > 0) & gate_mask(y, gate.values)) | _negative_zero(y)
 
 
 def pack_lanes(mask: Tensor) -> Tensor:
@@ -216,7 +236,15 @@ def plain_gate_select(grad: Tensor, words: Tensor) -> Tensor:
 
 
 def relu_state_mul(grad: Tensor, y: Tensor, gate) -> Tensor:
-    """`plain_gate_mul` for a gate behind relu from its relu state y (`relu_state_gate`)."""
+    """`plain_gate_mul` for a gate behind relu from its relu state y (`relu_state_gate`); levels
+    (0, 1) on a gate that straddles 0 as nested selects of the gradient (Inductor emits every
+    bool op between masks as two conversions: the nested form ran the backward kernels ~25%
+    faster inside the MLP's compiled step)."""
+    if gate.unit_levels and gate.straddles_zero and not gate.positive:
+        zero = torch.zeros((), dtype=grad.dtype, device=grad.device)
+        y_cmp, dtype = _in_compare_dtype(y)
+        return torch.where(y > 0, torch.where(y_cmp <= gate.values[_F["hi" + dtype]], grad, zero),
+                           torch.where(_negative_zero(y), grad, zero))
     return _level_select(None if gate.unit_levels else gate.values, grad)(relu_state_gate(y, gate), grad)
 
 
@@ -253,7 +281,7 @@ class Graph(Reference):
 
     def forward_pack(self, x: Tensor, op: int, gate) -> tuple[Tensor | None, Tensor]:
         if op == _RELU and RELU_KEEPS_Y:  # the state is y (module docstring)
-            y = torch.relu(x) if gate.positive else relu_with_gate_sign(x, gate.values)
+            y = torch.relu(x) if gate.positive else relu_with_gate_sign(x, gate)
             return y, y
         y, packed = ops.namespace().gate_forward_g(x, op, gate.values)
         return (y if op else None), packed

@@ -50,7 +50,7 @@ class GateParams:
     as `packing.interval_mask`, which skips infinite ends, says.
     """
 
-    __slots__ = ("kernel_args", "levels", "values", "unit_levels", "positive")
+    __slots__ = ("kernel_args", "levels", "values", "unit_levels", "positive", "straddles_zero")
 
     def __init__(self, lo: float, hi: float, closed_lo: bool, closed_hi: bool, levels: tuple[float, float] = (0.0, 1.0)):
         lo, hi = float(lo), float(hi)
@@ -74,6 +74,10 @@ class GateParams:
         f32, f64 = (_closed_ends(*self.kernel_args, dtype) for dtype in (torch.float32, torch.float64))
         self.values = torch.tensor([*self.kernel_args, *self.levels, *f32, *f64, _zero_hi(f32[1]), _zero_hi(f64[1])],
                                    dtype=torch.float64)
+        # lo' <= 0 <= hi' in both compare dtypes (rectangular's [-a, a], clipped_ste, the jams'):
+        # behind relu, x <= 0 is in the gate iff x >= lo', and y > 0 iff y <= hi', one compare
+        # fewer each way (graph.py). Structural as well: one graph for these gates.
+        self.straddles_zero = all(lo_ <= 0.0 <= hi_ for lo_, hi_ in (f32, f64))
 
     @classmethod
     def of(cls, interval, levels: tuple[float, float] = (0.0, 1.0)) -> "GateParams":
