@@ -7,16 +7,18 @@ in-place kernel after the matmul, a select fused with the bias gradient). For x 
 the gate's bit; for x <= 0 the bit is the sign of y's zero (-0.0 inside the gate, +0.0 outside;
 `relu_with_gate_sign`, `relu_state_gate`). The gate 1[x > 0] (relu/exact, relu/heaviside) is
 1[y > 0] with relu's own y: native ReLU's graph, kernel for kernel (checked in Inductor's output
-code). Compiled steps of the 256-W-W-10 MLP (scripts/compiled_step_bench.py, 21-31 rounds):
-relu/exact ran 1.058x (W=128) and 1.019x (W=1024) compiled native ReLU with bits, 0.99-1.02x
-with y; relu/rectangular 1.033-1.046x / 1.018-1.043x with bits, 1.028-1.036x / 1.006-1.019x
-with y. The bits below serve the other forwards (step, or none). Eager pairs keep their bits
+code). Compiled steps of the 256-W-W-10 MLP (scripts/compiled_step_bench.py): relu/exact ran
+1.058x (W=128) and 1.019x (W=1024) compiled native ReLU with bits, 1.003x and 0.990x with y;
+relu/rectangular 1.010x / 1.000x with y and 1.008x / 0.996x with bits (81 / 41 rounds; a second
+native model 1.000x / 0.991x), so in time alike once `compile_model` drops the library's guards
+(before: 1.028-1.036x / 1.006-1.019x with y, 1.033-1.046x / 1.018-1.043x with bits); y saves the
+bits. The bits below serve the other forwards (step, or none). Eager pairs keep their bits
 (the memory figures measure the eager model).
 
 Other gates are graph ops with tensor parameters (`harness::gate_forward_g` / `gate_mul_g`,
 ops.py): bounds and levels arrive as one tensor (`params.GateParams.values`), so pairs that
-differ only in parameters share one graph. AOTAutograd expands them, for static shapes, into the plain tensor
-ops below, which Inductor fuses: compare and bit packing into the kernel that computes y,
+differ only in parameters share one graph. AOTAutograd expands them, for static shapes, into
+the plain tensor ops below, which Inductor fuses: compare and bit packing into the kernel that computes y,
 unpacking into the backward's multiply (no opaque op splits the graph).
 
 The formulation decides whether Inductor's C++ backend vectorises. Timed as compiled functions
