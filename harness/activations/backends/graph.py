@@ -18,8 +18,8 @@ bits. The bits below serve the other forwards (step, or none). Eager pairs keep 
 Other gates are graph ops with tensor parameters (`harness::gate_forward_g` / `gate_mul_g`,
 ops.py): bounds and levels arrive as one tensor (`params.GateParams.values`), so pairs that
 differ only in parameters share one graph. AOTAutograd expands them, for static shapes, into
-the plain tensor ops below, which Inductor fuses: compare and bit packing into the kernel that computes y,
-unpacking into the backward's multiply (no opaque op splits the graph).
+the plain tensor ops below, which Inductor fuses: compare and bit packing into the kernel that
+computes y, unpacking into the backward's multiply (no opaque op splits the graph).
 
 The formulation decides whether Inductor's C++ backend vectorises. Timed as compiled functions
 on a 256x1024 float32 tensor, 1 thread (call overhead included; a compiled ReLU: 105 us):
