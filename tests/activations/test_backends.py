@@ -78,7 +78,9 @@ def _check_relu_state(x, y, state, gate, backend):
     """A gate behind relu keeps y, equal to relu(x) but in its zeros' sign: -0.0 exactly where
     x <= 0 lies in the gate (+0.0 for 1[x > 0], relu's own y up to its zeros' sign)."""
     ref = backends.REFERENCE
-    assert state.data_ptr() == y.data_ptr() and state.dtype == x.dtype
+    # y's values, zero signs included (a copy: in-place ops on the output must not reach it)
+    assert state.dtype == x.dtype and torch.equal(state.isnan(), y.isnan())
+    assert torch.equal(state.nan_to_num(0.0), y.nan_to_num(0.0)) and torch.equal(state.signbit(), y.signbit())
     bits = ref.unpack_bits(ref.forward_pack(x, 0, gate)[1], x.numel())
     if not gate.positive:  # (relu's own zeros keep the sign its vector max instruction gives)
         assert torch.equal((y == 0) & torch.signbit(y), bits & (x <= 0))

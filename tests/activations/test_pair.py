@@ -335,3 +335,31 @@ def test_cpp_gate_pair_node_behaves_like_a_native_op():
     assert clone.spec.fused_gate is None
     assert torch.equal(clone(torch.tensor([-1.0, 2.0])), torch.tensor([0.0, 2.0]))
     assert clone.spec.fused_gate is not None
+
+
+@pytest.mark.parametrize("rule,params", [("exact", {}), ("rectangular", {}), ("rectangular", {"a": 0.25, "b": 0.75}),
+                                         ("clipped_ste", {}), ("scale", {"s": 0.5, "of": "rectangular"})])
+def test_a_compiled_pairs_output_modified_in_place_keeps_eagers_gradients(rule, params):
+    """Compiled gates behind relu keep y as their state (graph.py): an in-place op on the output
+    (`h += skip`, `h.neg_()`) must not reach the state the backward reads (a regression: it did)."""
+    from harness.activations import compile_model
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1, self.act, self.l2 = torch.nn.Linear(16, 16), ActivationPair("relu", rule, **params), torch.nn.Linear(16, 16)
+
+        def forward(self, x):
+            h = self.act(self.l1(x))
+            h += x
+            h.neg_()
+            return self.l2(h)
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = Block()
+    x, upstream = torch.randn(64, 16), torch.randn(64, 16)
+    eager_x, compiled_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+    model(eager_x).backward(upstream)
+    compile_model(model, backend="aot_eager")(compiled_x).backward(upstream)
+    assert torch.equal(compiled_x.grad, eager_x.grad)

@@ -284,7 +284,11 @@ class Graph(Reference):
     def forward_pack(self, x: Tensor, op: int, gate) -> tuple[Tensor | None, Tensor]:
         if op == _RELU and RELU_KEEPS_Y:  # the state is y (module docstring)
             y = torch.relu(x) if gate.positive else relu_with_gate_sign(x, gate)
-            return y, y
+            # A clone, not y itself: user code may modify the output in place (`h += skip`), and
+            # a graph's saved state that is its output reads the modified values (no version
+            # counter checks it inside a graph). The partitioner saves y for the clone, which
+            # Inductor then reads in the backward kernel: no copy, no memory of its own.
+            return y, y.clone()
         y, packed = ops.namespace().gate_forward_g(x, op, gate.values)
         return (y if op else None), packed
 
