@@ -7,12 +7,11 @@ in-place kernel after the matmul, a select fused with the bias gradient). For x 
 the gate's bit; for x <= 0 the bit is the sign of y's zero (-0.0 inside the gate, +0.0 outside;
 `relu_with_gate_sign`, `relu_state_gate`). The gate 1[x > 0] (relu/exact, relu/heaviside) is
 1[y > 0] with relu's own y: native ReLU's graph, kernel for kernel (checked in Inductor's output
-code). Compiled steps of the 256-W-W-10 MLP (scripts/compiled_step_bench.py): relu/exact ran
-1.058x (W=128) and 1.019x (W=1024) compiled native ReLU with bits, 1.003x and 0.990x with y;
-relu/rectangular 1.010x / 1.000x with y and 1.008x / 0.996x with bits (81 / 41 rounds; a second
-native model 1.000x / 0.991x), so in time alike once `compile_model` drops the library's guards
-(before: 1.028-1.036x / 1.006-1.019x with y, 1.033-1.046x / 1.018-1.043x with bits); y saves the
-bits. The bits below serve the other forwards (step, or none). Eager pairs keep their bits
+code). Compiled steps of the 256-W-W-10 MLP (scripts/compiled_step_bench.py, 81 / 41 rounds at
+W = 128 / 1024, after `compile_model` dropped the library's guards): relu/rectangular 1.035x /
+0.995x compiled native ReLU with bits, 1.009x / 0.980x with y, relu/exact 1.000x / 0.985x (a second
+native model 0.988x / 0.990x); before the guard filter relu/exact ran 1.058x / 1.019x with bits.
+The bits below serve the other forwards (step, or none). Eager pairs keep their bits
 (the memory figures measure the eager model).
 
 Other gates are graph ops with tensor parameters (`harness::gate_forward_g` / `gate_mul_g`,
@@ -89,9 +88,10 @@ def gate_mask(x: Tensor, params: Tensor, hi: str = "hi") -> Tensor:
 
 # Gates behind a relu forward keep y = relu(x), which the next layer keeps anyway, instead of
 # bits (module docstring): for x > 0, y = x tells the gate's bit; for x <= 0 (y = 0) the bit is
-# the sign of the zero, -0.0 inside the gate, +0.0 outside. -0.0 == 0.0 in every compare and
-# sum, so the forward's values are relu's (only division by y, copysign or a bitwise view could
-# tell them apart).
+# the sign of the zero, -0.0 inside the gate, +0.0 outside. -0.0 == 0.0 in every compare, sum
+# and product's magnitude, so the forward's values are relu's; what can tell them apart is what
+# reads a zero's sign: 1 / y (-inf), atan2, copysign, signbit, sqrt, printing, a bitwise view. A
+# compiled model writes them also under no_grad (the graph is the same).
 #: Whether compiled gates behind relu keep y (True) or the gate's bits, as every other forward
 #: does (False: for benchmarks that compare the two, scripts/compiled_step_bench.py).
 RELU_KEEPS_Y = True
