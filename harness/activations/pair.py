@@ -119,8 +119,12 @@ def apply_pair(x: Tensor, spec: PairSpec) -> Tensor:
     Gate rules with a fused forward (relu/step) run in one C++ call where the backend has one
     (the CPU kernels' `gate_pair`, float32): the same kernels and saved bits as `_PairFunction`,
     with a hand-written autograd node instead of its ~10 us of Python per call. Everything else,
-    and every compiled graph, goes through `_PairFunction`.
+    and every compiled graph, goes through `_PairFunction`. Without a backward to prepare
+    (no_grad, evaluation, or an input that needs no gradient) it is the forward alone: no bits
+    packed, nothing saved.
     """
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        return spec.forward(x)
     bind = backend_for(x).gate_pair  # None inside compiled graphs: their tracer never reads
     if bind is not None and spec.gate_pair_args is not None:  # the floats (no guards on them)
         fused = spec.fused_gate

@@ -329,11 +329,11 @@ def test_cpp_gate_pair_node_behaves_like_a_native_op():
     assert torch.equal(g, spec.rule.reference_grad(x.detach(), upstream))
     # A model holding pairs deep-copies after its pairs have bound their C++ callable.
     module = ActivationPair("relu", "exact")
-    module(torch.randn(3))
+    module(torch.randn(3, requires_grad=True))  # binds the C++ callable (a backward to prepare)
     assert module.spec.fused_gate is not None
     clone = copy.deepcopy(module)
     assert clone.spec.fused_gate is None
-    assert torch.equal(clone(torch.tensor([-1.0, 2.0])), torch.tensor([0.0, 2.0]))
+    assert torch.equal(clone(torch.tensor([-1.0, 2.0], requires_grad=True)), torch.tensor([0.0, 2.0]))
     assert clone.spec.fused_gate is not None
 
 
@@ -363,3 +363,22 @@ def test_a_compiled_pairs_output_modified_in_place_keeps_eagers_gradients(rule, 
     model(eager_x).backward(upstream)
     compile_model(model, backend="aot_eager")(compiled_x).backward(upstream)
     assert torch.equal(compiled_x.grad, eager_x.grad)
+
+
+@pytest.mark.parametrize("rule", ["exact", "rectangular", "b_silu", "quantized"])
+def test_without_a_backward_to_prepare_a_pair_is_its_forward_alone(rule, monkeypatch):
+    """no_grad (evaluation) or an input that needs no gradient: y = f(x), no state encoded or
+    saved, no autograd node; with a gradient to prepare the rule's encoding runs as before."""
+    calls = []
+    module = ActivationPair("relu", rule, **({"bits": 2, "of": "b_silu"} if rule == "quantized" else {}))
+    module.spec.gate_pair_args = None  # every rule through _PairFunction, so the encoding is observable
+    real = module.spec.rule.forward_and_encode
+    monkeypatch.setattr(module.spec.rule, "forward_and_encode", lambda x, f: calls.append(1) or real(x, f))
+    x = torch.randn(5, 33)
+    with torch.no_grad():
+        y = module(x.requires_grad_())
+    assert torch.equal(y, torch.relu(x.detach())) and y.grad_fn is None
+    assert module(x.detach()).grad_fn is None and calls == []
+    y = module(x)
+    assert y.grad_fn is not None and calls
+
