@@ -4,7 +4,7 @@
                   [--shapes flat,conv] [--compile] [--json OUT] [--compare BASELINE.json]
                   [--threshold 0.25] [--retries 2]
                   [--macro [--macro-only] [--macro-models mlp,cnn1d,mlp-1024] [--macro-modes eager,compile]
-                   [--macro-repeats N]]
+                   [--macro-repeats N] [--macro-flush-denormal]]
 
 With --macro the macro rows (training steps, harness trainer vs a hand-written loop) are
 measured too, stored under "macro" in the JSON and, with --compare, compared with the
@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--macro-modes", default=None, help="macro modes: eager and/or compile, e.g. 'eager'")
     p.add_argument("--macro-repeats", type=int, default=None,
                    help="macro rounds (default 11, 5 with --quick)")
+    p.add_argument("--macro-flush-denormal", action="store_true",
+                   help="run the macro benchmark with torch.set_flush_denormal(True): subnormals as 0, so a "
+                        "rule whose gradients hold them is timed without the CPU's slow subnormal arithmetic")
     p.add_argument("--system-malloc", action="store_true",
                    help="keep glibc's default malloc thresholds (by default they are raised so that no candidate "
                         "page-faults fresh memory on each call; see harness/allocator.py)")
@@ -131,6 +134,8 @@ def macro_config_from_args(args: argparse.Namespace) -> MacroConfig | None:
         if args.macro_repeats < 3:
             raise ValueError("--macro-repeats must be >= 3 (a median of fewer rounds is too noisy to compare)")
         config = replace(config, repeats=args.macro_repeats)
+    if args.macro_flush_denormal:
+        config = replace(config, flush_denormal=True)
     return config
 
 

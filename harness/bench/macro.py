@@ -27,6 +27,7 @@ same rounds (what `--compare` gates on).
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import Any, Callable
@@ -86,6 +87,12 @@ class MacroConfig:
     threads: int = 1
     batch_size: int = 100
     step_scale: float = 1.0  # steps per round = max(1, round(scale * MODELS[m].steps))
+    # Subnormal operands slow x86 arithmetic (matmuls included) by microcode assists, and a rule's
+    # gradients can hold them where native ReLU's do not (relu/rectangular passes gradient through
+    # x in [-0.5, 0]: 2394 subnormal gradient elements at the width-1024 MLP's Linear outputs over
+    # 200 steps, none for native ReLU): that is the rule's numbers, not the implementation. On,
+    # every candidate runs with torch.set_flush_denormal(True) (subnormals read and written as 0).
+    flush_denormal: bool = False
 
     def __post_init__(self):
         for model, mode in self.groups:
@@ -271,10 +278,25 @@ def run_macro(config: MacroConfig | None = None, log: Callable[[str], None] | No
     config = config or MacroConfig()
     data = load_dataset("mnist1d")
     entries: list[dict[str, Any]] = []
-    with num_threads(config.threads):
+    with num_threads(config.threads), _flush_denormal(config.flush_denormal):
         for model, mode in config.groups:
             entries.extend(measure_group(model, mode, config, data, log))
     return entries
+
+
+@contextmanager
+def _flush_denormal(on: bool):
+    """torch.set_flush_denormal(True) inside (where the CPU supports it), the previous mode after."""
+    if not on:
+        yield
+        return
+    previous = torch.set_flush_denormal(True)  # returns whether the CPU supports it, not the mode
+    if not previous:
+        raise ValueError("macro: --macro-flush-denormal needs a CPU with flush-to-zero support (SSE3)")
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def format_macro(entries: list[dict[str, Any]]) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 import pytest
+import torch
 
 import harness.bench.macro as macro
 from harness.bench import cli
@@ -138,3 +140,17 @@ def test_compiled_pairs_are_held_to_compiled_native_relu_in_the_same_trainer():
     assert macro.target_status(pair, {"vs_reference": 1.0}) == "-"  # no native row measured
     row = dict(pair, status="MISS", error=None, steps_per_s=10.0, ratios={"vs_reference": 0.97, "vs_harness_native": 1.004})
     assert "<=1.00 x harness native" in format_macro([row]) and "1.004" in format_macro([row])
+
+
+def test_flush_denormal_holds_for_the_measurement_only(monkeypatch):
+    """--macro-flush-denormal: subnormals flush to 0 while the groups are measured, and not after."""
+    seen = []
+    monkeypatch.setattr(macro, "load_dataset", lambda name: None)
+    monkeypatch.setattr(macro, "measure_group", lambda *a, **k: seen.append((torch.tensor([1e-39]) * 0.5).item()) or [])
+    args = cli.build_parser().parse_args(["--macro-only", "--macro-flush-denormal", "--macro-models", "mlp", "--macro-modes", "eager"])
+    config = cli.macro_config_from_args(args)
+    assert config.flush_denormal and config.to_json()["flush_denormal"] is True
+    run_macro(config)
+    run_macro(replace(config, flush_denormal=False))
+    assert seen[0] == 0.0 and seen[1] > 0.0
+    assert (torch.tensor([1e-39]) * 0.5).item() > 0.0
