@@ -286,12 +286,12 @@ def run_macro(config: MacroConfig | None = None, log: Callable[[str], None] | No
 
 @contextmanager
 def _flush_denormal(on: bool):
-    """torch.set_flush_denormal(True) inside (where the CPU supports it), the previous mode after."""
+    """torch.set_flush_denormal(True) inside, off after (torch does not report the mode before)."""
     if not on:
         yield
         return
-    previous = torch.set_flush_denormal(True)  # returns whether the CPU supports it, not the mode
-    if not previous:
+    supported = torch.set_flush_denormal(True)  # whether the CPU supports it, not the previous mode
+    if not supported:
         raise ValueError("macro: --macro-flush-denormal needs a CPU with flush-to-zero support (SSE3)")
     try:
         yield

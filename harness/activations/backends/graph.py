@@ -242,7 +242,7 @@ def relu_state_mul(grad: Tensor, y: Tensor, gate) -> Tensor:
     (0, 1) on a gate that straddles 0 as nested selects of the gradient (Inductor emits every
     bool op between masks as two conversions: the nested form ran the backward kernels ~25%
     faster inside the MLP's compiled step)."""
-    if gate.unit_levels and gate.straddles_zero and not gate.positive:
+    if gate.unit_levels and gate.straddles_zero:  # (never 1[x > 0]: its lo' is above 0)
         zero = torch.zeros((), dtype=grad.dtype, device=grad.device)
         y_cmp, dtype = _in_compare_dtype(y)
         return torch.where(y > 0, torch.where(y_cmp <= gate.values[_F["hi" + dtype]], grad, zero),
