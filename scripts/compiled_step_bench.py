@@ -2,9 +2,10 @@
 
 MLP in-W-W-10 (two hidden layers of width W), batch 256, SGD; the step is the trainer's compile
 path (harness.train): `compile_model(model)` forward, eager cross-entropy, backward, optimizer
-step, gradients dropped. Candidates run in interleaved rounds in one process; each round times
-`--steps` steps per candidate, and the reported ratio is the median over rounds of (candidate
-step time / native step time in the same round).
+step, gradients dropped. Candidates run in interleaved rounds in one process, in a fresh random
+order each round (harness.bench.timing); each round times `--steps` steps per candidate, and the
+reported ratio is the median over rounds of (candidate step time / native step time in the same
+round), with its distribution-free 95 % interval (harness.measure.median_interval).
 
     .venv/bin/python scripts/compiled_step_bench.py --widths 128 1024 --rounds 15
 """
@@ -14,7 +15,6 @@ import argparse
 import contextlib
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,6 +26,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.activations import ActFactory, compile_model  # noqa: E402
 from harness.allocator import keep_freed_memory  # noqa: E402
+from harness.bench.timing import interleaved_rounds, round_ratios  # noqa: E402
+from harness.measure import median_interval  # noqa: E402
 from harness.activations.backends import graph  # noqa: E402
 from harness.models.mlp import MLP  # noqa: E402
 
@@ -41,7 +43,7 @@ PAIRS = {"native relu": None,
 
 
 def build_step(pair, width: int):
-    """(step function, model) for one candidate, compiled and warmed up."""
+    """The training step of one candidate, compiled and warmed up."""
     torch.manual_seed(0)
     act = (lambda: nn.ReLU()) if pair is None else ActFactory(*pair[:2])
     model = MLP(IN_FEATURES, CLASSES, act, depth=2, width=width, residual=False, bias=True)
@@ -79,14 +81,12 @@ def build_step(pair, width: int):
     return step
 
 
-def time_steps(step, n: int) -> float:
-    """Median seconds of one step over `n` steps."""
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def repeat(step, n: int):
+    """One round of a candidate: `n` steps."""
+    def run():
+        for _ in range(n):
+            step()
+    return run
 
 
 def main(argv=None) -> None:
@@ -103,20 +103,19 @@ def main(argv=None) -> None:
     malloc = "system" if args.system_malloc else ("keep_freed" if keep_freed_memory()["tuned"] else "system (mallopt failed)")
     print(f"MLP {IN_FEATURES}-W-W-{CLASSES}, batch {BATCH}, SGD, compiled (harness compile_model), "
           f"threads={args.threads}, malloc={malloc}, {args.rounds} interleaved rounds x {args.steps} steps")
-    print(f"{'width':>5}  {'pair':<18} {'step ms':>8}  {'x native':>8}  {'x native min':>12}")
+    print(f"{'width':>5}  {'pair':<18} {'step ms':>8}  {'x native':>8}  {'95% interval':>13}  {'x native min':>12}")
     for width in args.widths:
         # Each width compiles afresh: a second shape would make Dynamo trace every model of the
         # same forward code with dynamic shapes, native ReLU included.
         torch._dynamo.reset()
-        steps = {name: build_step(pair, width) for name, pair in PAIRS.items()}
-        per_round = {name: [] for name in PAIRS}
-        for _ in range(args.rounds):
-            for name, step in steps.items():
-                per_round[name].append(time_steps(step, args.steps))
+        rounds = {name: repeat(build_step(pair, width), args.steps) for name, pair in PAIRS.items()}
+        per_round = interleaved_rounds(rounds, repeats=args.rounds, warmup=1)
         native = per_round["native relu"]
         for name, times in per_round.items():
-            ratio = statistics.median(t / n for t, n in zip(times, native))
-            print(f"{width:>5}  {name:<18} {statistics.median(times) * 1e3:8.3f}  {ratio:8.3f}  {min(times) / min(native):12.3f}")
+            ratios = round_ratios(times, native)
+            lo, hi = median_interval(ratios)
+            print(f"{width:>5}  {name:<18} {statistics.median(times) / args.steps * 1e3:8.3f}  "
+                  f"{statistics.median(ratios):8.3f}  {lo:6.3f}-{hi:6.3f}  {min(times) / min(native):12.3f}")
 
 
 if __name__ == "__main__":

@@ -26,10 +26,14 @@ def test_eager_rows_have_every_candidate_with_ratios_against_the_hand_written_na
         assert entry_key(e) == (e["candidate"], "mlp", "1", "eager") and comparable(e)
         assert e["seconds"]["n"] == 2 and e["steps_per_s"] > 0 and e["error"] is None
         assert set(e["ratios"]) >= {"vs_reference", "vs_reference_of_mins", "vs_hand_exact", "vs_harness_exact"}
+        for key in ("vs_reference", "vs_hand_exact", "vs_harness_exact", "vs_harness_native"):
+            lo, hi = e["intervals"][key]  # 2 rounds: the interval is (min, max) of the two per-round ratios
+            assert lo <= e["ratios"][key] <= hi
     ref = entries[0]
     assert ref["ratios"]["vs_reference"] == ref["ratios"]["vs_reference_of_mins"] == 1.0
     assert ref["target"] is None and ref["status"] == "-"
-    assert all(e["target"] == macro.TARGET and e["status"] in ("PASS", "MISS") for e in entries[2:])
+    assert all(e["target"] == macro.TARGET and e["status"] in ("PASS", "UNCLEAR", "MISS") for e in entries[2:])
+    assert macro.NOISE_FLOOR not in {e["candidate"] for e in entries}  # compiled groups only
     table = format_macro(entries)
     assert "harness/rectangular" in table and "x hand native" in table
 
@@ -122,8 +126,12 @@ def test_macro_model_and_mode_options_select_groups_and_bad_names_exit_2(capsys)
 @pytest.mark.slow
 def test_compiled_rows_time_the_trainers_compile_path_against_a_compiled_hand_loop():
     entries = run_macro(MacroConfig(groups=(("mlp", "compile"),), rules=(), **TINY))
-    assert [e["candidate"] for e in entries] == [REFERENCE, "harness/native", "harness/exact"]
+    assert [e["candidate"] for e in entries] == [REFERENCE, "harness/native", macro.NOISE_FLOOR, "harness/exact"]
     assert all(e["mode"] == "compile" and e["status"] != "error" and e["compile_time_s"] is not None for e in entries)
+    floor = entries[2]
+    assert (floor["target"], floor["target_vs"], floor["status"]) == (None, "harness/native", "-")
+    assert floor["intervals"]["vs_harness_native"][0] <= floor["ratios"]["vs_harness_native"]
+    assert "noise floor x harness native" in format_macro(entries)
 
 
 def test_compiled_pairs_are_held_to_compiled_native_relu_in_the_same_trainer():
@@ -140,6 +148,20 @@ def test_compiled_pairs_are_held_to_compiled_native_relu_in_the_same_trainer():
     assert macro.target_status(pair, {"vs_reference": 1.0}) == "-"  # no native row measured
     row = dict(pair, status="MISS", error=None, steps_per_s=10.0, ratios={"vs_reference": 0.97, "vs_harness_native": 1.004})
     assert "<=1.00 x harness native" in format_macro([row]) and "1.004" in format_macro([row])
+
+
+def test_a_ratio_above_its_target_is_unclear_while_its_interval_reaches_the_target():
+    config = MacroConfig(groups=(("mlp", "compile"),), **TINY)
+    pair = macro._entry("mlp", "compile", "harness/rectangular", config, 4)
+    ratios = {"vs_reference": 0.97, "vs_harness_native": 1.02}
+    assert macro.target_status(pair, ratios, {"vs_harness_native": [0.99, 1.05]}) == "UNCLEAR"
+    assert macro.target_status(pair, ratios, {"vs_harness_native": [1.001, 1.05]}) == "MISS"
+    assert macro.target_status(pair, ratios, {"vs_reference": [0.9, 1.0]}) == "MISS"  # the interval of another ratio
+    assert macro.target_status(pair, {"vs_harness_native": 0.999}, {"vs_harness_native": [1.0, 1.1]}) == "PASS"
+    row = dict(pair, status="UNCLEAR", error=None, steps_per_s=10.0, ratios=ratios,
+               intervals={"vs_reference": [0.9, 1.0], "vs_harness_native": [0.99, 1.05]})
+    table = format_macro([row])
+    assert "0.990-1.050" in table and "0.900-1.000" not in table and "UNCLEAR: above the target" in table
 
 
 def test_flush_denormal_holds_for_the_measurement_only(monkeypatch):
