@@ -36,15 +36,23 @@ def micro_table(doc: dict, shape: str, threads: str) -> str:
 
 
 def macro_table(doc: dict) -> str:
-    """Training steps/s of the macro benchmark."""
-    lines = ["| model | mode | candidate | steps/s | time vs hand-written native loop | (min/min) | time vs harness relu/exact |",
-             "|---|---|---|---|---|---|---|"]
+    """Training steps/s of the macro benchmark, with each row's target, its ratio's 95 % interval
+    (documents written before the intervals show a dash) and the status."""
+    lines = ["| model | mode | candidate | steps/s | time vs hand-written native loop | (min/min) | time vs harness relu/exact "
+             "| time vs harness native | target | 95% interval | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in doc.get("macro", []):
         r = e.get("ratios") or {}
-        cells = [r.get(k) for k in ("vs_reference", "vs_reference_of_mins", "vs_harness_exact")]
+        cells = [r.get(k) for k in ("vs_reference", "vs_reference_of_mins", "vs_harness_exact", "vs_harness_native")]
         rate = "-" if e.get("steps_per_s") is None else f"{e['steps_per_s']:.0f}"
+        vs = e.get("target_vs", "hand/native")
+        against = "" if vs == "hand/native" else " x harness native"
+        target = ("-" if not against else "noise floor" + against) if e.get("target") is None else f"<= {e['target']:.2f}{against}"
+        key = "vs_reference" if vs == "hand/native" else "vs_" + vs.replace("/", "_")
+        lo_hi = (e.get("intervals") or {}).get(key)
+        interval = "-" if not lo_hi or target == "-" else f"{lo_hi[0]:.3f}-{lo_hi[1]:.3f}"
         lines.append(f"| {e['model']} | {e['mode']} | {e['candidate']} | {rate} | "
-                     + " | ".join("-" if v is None else f"{v:.3f}" for v in cells) + " |")
+                     + " | ".join("-" if v is None else f"{v:.3f}" for v in cells) + f" | {target} | {interval} | {e['status']} |")
     return "\n".join(lines)
 
 
