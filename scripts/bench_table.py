@@ -51,6 +51,8 @@ def macro_table(doc: dict) -> str:
         key = "vs_reference" if vs == "hand/native" else "vs_" + vs.replace("/", "_")
         lo_hi = (e.get("intervals") or {}).get(key)
         interval = "-" if not lo_hi or target == "-" else f"{lo_hi[0]:.3f}-{lo_hi[1]:.3f}"
+        if interval != "-" and e.get("interval_coverage", 0.95) < 0.95:
+            interval += f" (min-max, {e['interval_coverage']:.1%})"  # too few rounds for 95 %
         lines.append(f"| {e['model']} | {e['mode']} | {e['candidate']} | {rate} | "
                      + " | ".join("-" if v is None else f"{v:.3f}" for v in cells) + f" | {target} | {interval} | {e['status']} |")
     return "\n".join(lines)

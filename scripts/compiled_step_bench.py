@@ -3,8 +3,9 @@
 MLP in-W-W-10 (two hidden layers of width W), batch 256, SGD; the step is the trainer's compile
 path (harness.train): `compile_model(model)` forward, eager cross-entropy, backward, optimizer
 step, gradients dropped. Candidates run in interleaved rounds in one process, in a fresh random
-order each round (harness.bench.timing); each round times `--steps` steps per candidate, and the
-reported ratio is the median over rounds of (candidate step time / native step time in the same
+order each round (harness.bench.timing); each round times one block of `--steps` steps per
+candidate (a sample is the block's mean step time; before 1246f5e it was the median step of the
+block, so older numbers are not directly comparable), and the reported ratio is the median over rounds of (candidate step time / native step time in the same
 round), with its distribution-free 95 % interval (harness.measure.median_interval).
 
     .venv/bin/python scripts/compiled_step_bench.py --widths 128 1024 --rounds 15

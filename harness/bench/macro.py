@@ -44,7 +44,7 @@ from torch import nn
 
 from harness.activations import ActFactory
 from harness.data import load_dataset
-from harness.measure import median, median_interval, num_threads, summarize
+from harness.measure import median, median_interval, median_interval_coverage, num_threads, summarize
 from harness.models import build_model
 from harness.train.optimizers import build_optimizer
 from harness.train.schedules import build_scheduler
@@ -292,7 +292,8 @@ def measure_group(model: str, mode: str, config: MacroConfig, data, log: Callabl
                 intervals[ratio_key(base)] = list(median_interval(per_round, INTERVAL_LEVEL))
         compile_s = first_s[name] - median(values) if mode == "compile" else None
         status = target_status(entry, ratios, intervals)
-        entry.update(status=status, error=None, ratios=ratios, intervals=intervals, seconds=summarize(values),
+        entry.update(status=status, error=None, ratios=ratios, intervals=intervals,
+                     interval_coverage=median_interval_coverage(len(values), INTERVAL_LEVEL), seconds=summarize(values),
                      steps_per_s=steps / median(values), compile_time_s=compile_s)
         entries.append(entry)
     return entries
@@ -339,7 +340,10 @@ def format_macro(entries: list[dict[str, Any]]) -> str:
     def interval(e):
         # The interval of the ratio the row's target (or noise floor) is about.
         lo_hi = (e.get("intervals") or {}).get(ratio_key(e.get("target_vs", REFERENCE)))
-        return "-" if not lo_hi or (e["target"] is None and e.get("target_vs", REFERENCE) == REFERENCE) else f"{lo_hi[0]:.3f}-{lo_hi[1]:.3f}"
+        if not lo_hi or (e["target"] is None and e.get("target_vs", REFERENCE) == REFERENCE):
+            return "-"
+        short = e.get("interval_coverage", INTERVAL_LEVEL) < INTERVAL_LEVEL  # too few rounds: min-max
+        return f"{lo_hi[0]:.3f}-{lo_hi[1]:.3f}" + (" (min-max)" if short else "")
 
     rows = [("model", "mode", "candidate", "steps/s", "x hand native", "x hand native min", "x hand exact",
              "x harness exact", "x harness native", "target", "95% interval", "")]
@@ -351,6 +355,10 @@ def format_macro(entries: list[dict[str, Any]]) -> str:
                      e["status"] + (f" ({e['error']})" if e.get("error") else "")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    short = sorted({e["interval_coverage"] for e in entries if e.get("interval_coverage", INTERVAL_LEVEL) < INTERVAL_LEVEL})
+    if short:
+        lines.append(f"(min-max): too few rounds for a {INTERVAL_LEVEL:.0%} interval; (min, max) covers "
+                     + ", ".join(f"{c:.1%}" for c in short) + " here")
     if any(e["status"] == "UNCLEAR" for e in entries):
         lines.append("UNCLEAR: above the target, but the 95% interval of its per-round ratio reaches the target "
                      "(more rounds can tell)")

@@ -8,10 +8,10 @@
 """
 from .peak import PeakMemory
 from .saved import SavedBytes, SavedBytesCounter, count_saved, storage_key
-from .spread import SUMMARY_KEYS, iqr, median, median_interval, summarize
+from .spread import SUMMARY_KEYS, iqr, median, median_interval, median_interval_coverage, summarize
 from .threads import num_threads
 
 __all__ = [
-    "PeakMemory", "SUMMARY_KEYS", "SavedBytes", "SavedBytesCounter", "count_saved", "iqr", "median", "median_interval",
+    "PeakMemory", "SUMMARY_KEYS", "SavedBytes", "SavedBytesCounter", "count_saved", "iqr", "median", "median_interval", "median_interval_coverage",
     "num_threads", "storage_key", "summarize",
 ]

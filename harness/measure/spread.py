@@ -45,22 +45,11 @@ def iqr(values: Sequence[float]) -> float:
     return float(q75 - q25)
 
 
-def median_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    """Distribution-free confidence interval of the median: (x_(j), x_(n+1-j)) of the sorted values.
-
-    For n independent values the population median lies between the j-th smallest and the j-th
-    largest with probability 1 - 2 P(B <= j - 1), B ~ Binomial(n, 1/2), whatever the distribution
-    (the sign-test interval; e.g. Hollander & Wolfe, Nonparametric Statistical Methods, 3.6). j is
-    the largest with coverage >= `level`. Where even (min, max) covers less (n < 6 at 0.95: coverage
-    1 - 2^(1-n)), the interval is (min, max). Used for per-round time ratios, whose noise is
-    skewed (a burst of foreign load makes one round slow), where a t-interval would mislead.
-    """
+def _order_index(n: int, level: float) -> int:
+    """j of `median_interval` for n values: the largest j <= n // 2 with P(B <= j - 1) <= (1 - level) / 2,
+    B ~ Binomial(n, 1/2); at least 1."""
     if not 0 < level < 1:
         raise ValueError(f"median_interval: level must be in (0, 1), got {level}")
-    x = sorted(float(v) for v in values)
-    n = len(x)
-    if n == 0:
-        raise ValueError("median_interval of no samples")
     tail = (1 - level) / 2
     j, cdf = 0, 0.0  # cdf = P(B <= j - 1) for the next j
     while j < n // 2:
@@ -68,8 +57,35 @@ def median_interval(values: Sequence[float], level: float = 0.95) -> tuple[float
         if cdf_next > tail:
             break
         j, cdf = j + 1, cdf_next
-    j = max(j, 1)
-    return x[j - 1], x[n - j]
+    return max(j, 1)
 
 
-__all__ = ["SUMMARY_KEYS", "iqr", "median", "median_interval", "summarize"]
+def median_interval_coverage(n: int, level: float = 0.95) -> float:
+    """The coverage `median_interval` achieves for n values: 1 - 2 P(B <= j - 1), at least `level`
+    except where the interval fell back to (min, max) (n < 6 at 0.95: 1 - 2^(1-n))."""
+    if n < 1:
+        raise ValueError("median_interval_coverage needs n >= 1")
+    j = _order_index(n, level)
+    return 1 - 2 * sum(math.comb(n, i) for i in range(j)) / 2 ** n
+
+
+def median_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Distribution-free confidence interval of the median: (x_(j), x_(n+1-j)) of the sorted values.
+
+    For n independent values the population median lies between the j-th smallest and the j-th
+    largest with probability 1 - 2 P(B <= j - 1), B ~ Binomial(n, 1/2), whatever the distribution
+    (the sign-test interval; e.g. Hollander & Wolfe, Nonparametric Statistical Methods, 3.6). j is
+    the largest with coverage >= `level`. Where even (min, max) covers less (n < 6 at 0.95: coverage
+    1 - 2^(1-n); `median_interval_coverage`), the interval is (min, max). Used for per-round time
+    ratios, whose noise is skewed (a burst of foreign load makes one round slow), where a
+    t-interval would mislead. It assumes independent values: rounds on a shared host drift
+    together over seconds, so for them the coverage is nominal, an upper bound.
+    """
+    x = sorted(float(v) for v in values)
+    if not x:
+        raise ValueError("median_interval of no samples")
+    j = _order_index(len(x), level)
+    return x[j - 1], x[len(x) - j]
+
+
+__all__ = ["SUMMARY_KEYS", "iqr", "median", "median_interval", "median_interval_coverage", "summarize"]

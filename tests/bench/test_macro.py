@@ -36,6 +36,9 @@ def test_eager_rows_have_every_candidate_with_ratios_against_the_hand_written_na
     assert macro.NOISE_FLOOR not in {e["candidate"] for e in entries}  # compiled groups only
     table = format_macro(entries)
     assert "harness/rectangular" in table and "x hand native" in table
+    # 2 rounds: (min, max) covers the median with probability 1/2, and the table says so
+    assert all(e["interval_coverage"] == 0.5 for e in entries)
+    assert "(min-max)" in table and "(min, max) covers 50.0% here" in table
 
 
 def test_a_candidate_that_fails_is_an_error_row_and_the_others_are_still_measured(monkeypatch):

@@ -4,7 +4,7 @@ import statistics
 import numpy as np
 import pytest
 
-from harness.measure import SUMMARY_KEYS, iqr, median, median_interval, summarize
+from harness.measure import SUMMARY_KEYS, iqr, median, median_interval, median_interval_coverage, summarize
 
 
 def test_summarize_hand_computed():
@@ -54,6 +54,7 @@ def test_median_interval_takes_the_sign_test_order_statistics():
             lo, hi = median_interval(list(range(n, 0, -1)), level)  # given unsorted
             j = int(lo)
             assert hi == n + 1 - j
+            assert median_interval_coverage(n, level) == pytest.approx(1 - 2 * binom.cdf(j - 1, n, 0.5))
             widest = j == 1 and 1 - 2 * binom.cdf(0, n, 0.5) < level
             assert widest or 1 - 2 * binom.cdf(j - 1, n, 0.5) >= level - 1e-12
             if j < n // 2:  # one step narrower would cover too little

@@ -24,9 +24,12 @@ def test_macro_rows_carry_target_interval_and_status_and_old_documents_still_ren
              {"vs_harness_native": [0.986, 1.005]}, "-"),
         _row("harness/exact", "eager", {"vs_reference": 1.005}, None, "PASS"),  # written before intervals
         _row(macro.REFERENCE, "eager", {"vs_reference": 1.0}, {"vs_reference": [1.0, 1.0]}, "-"),
+        dict(_row("harness/exact", "eager", {"vs_reference": 1.01}, {"vs_reference": [0.99, 1.05]}, "UNCLEAR"),
+             interval_coverage=0.9375),  # 5 rounds
     ]
     lines = bench_table.macro_table({"macro": rows}).splitlines()
-    assert lines[0].count("|") == lines[2].count("|") == 12
+    assert lines[0].count("|") == lines[2].count("|") == lines[6].count("|") == 12
+    assert lines[6].endswith("| 0.990-1.050 (min-max, 93.8%) | UNCLEAR |")
     assert lines[2].endswith("| 1.010 | <= 1.00 x harness native | 0.998-1.022 | UNCLEAR |")
     assert lines[3].endswith("| noise floor x harness native | 0.986-1.005 | - |")
     assert lines[4].endswith("| <= 1.02 | - | PASS |")
