@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.bench.macro import INTERVAL_LEVEL, REFERENCE, ratio_key  # noqa: E402
 
 
 def fmt(value, spec=".2f"):
@@ -45,14 +49,13 @@ def macro_table(doc: dict) -> str:
         r = e.get("ratios") or {}
         cells = [r.get(k) for k in ("vs_reference", "vs_reference_of_mins", "vs_harness_exact", "vs_harness_native")]
         rate = "-" if e.get("steps_per_s") is None else f"{e['steps_per_s']:.0f}"
-        vs = e.get("target_vs", "hand/native")
-        against = "" if vs == "hand/native" else " x harness native"
+        vs = e.get("target_vs", REFERENCE)
+        against = "" if vs == REFERENCE else " x harness native"
         target = ("-" if not against else "noise floor" + against) if e.get("target") is None else f"<= {e['target']:.2f}{against}"
-        key = "vs_reference" if vs == "hand/native" else "vs_" + vs.replace("/", "_")
-        lo_hi = (e.get("intervals") or {}).get(key)
+        lo_hi = (e.get("intervals") or {}).get(ratio_key(vs))
         interval = "-" if not lo_hi or target == "-" else f"{lo_hi[0]:.3f}-{lo_hi[1]:.3f}"
-        if interval != "-" and e.get("interval_coverage", 0.95) < 0.95:
-            interval += f" (min-max, {e['interval_coverage']:.1%})"  # too few rounds for 95 %
+        if interval != "-" and e.get("interval_coverage", INTERVAL_LEVEL) < INTERVAL_LEVEL:
+            interval += f" (min-max, {e['interval_coverage']:.1%})"  # too few rounds for the level
         lines.append(f"| {e['model']} | {e['mode']} | {e['candidate']} | {rate} | "
                      + " | ".join("-" if v is None else f"{v:.3f}" for v in cells) + f" | {target} | {interval} | {e['status']} |")
     return "\n".join(lines)

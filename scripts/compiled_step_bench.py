@@ -5,8 +5,9 @@ path (harness.train): `compile_model(model)` forward, eager cross-entropy, backw
 step, gradients dropped. Candidates run in interleaved rounds in one process, in a fresh random
 order each round (harness.bench.timing); each round times one block of `--steps` steps per
 candidate (a sample is the block's mean step time; before 1246f5e it was the median step of the
-block, so older numbers are not directly comparable), and the reported ratio is the median over rounds of (candidate step time / native step time in the same
-round), with its distribution-free 95 % interval (harness.measure.median_interval).
+block, so older numbers are not directly comparable), and the reported ratio is the median over
+rounds of (candidate step time / native step time in the same round), with its distribution-free
+95 % interval (harness.measure.median_interval).
 
     .venv/bin/python scripts/compiled_step_bench.py --widths 128 1024 --rounds 15
 """

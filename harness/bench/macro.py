@@ -14,7 +14,7 @@ each round (harness.bench.timing), each for the model's number of training steps
 - `harness/native again` (compiled only): a second, independently built harness/native, the same
   graph. Its ratio to harness/native is this host's noise floor for the compiled target, which
   is strict (<= 1.00x): each compiled model's weights and buffers land at other addresses, and
-  here two identical width-1024 models read 0.96-1.03x each other in 41-round runs.
+  in a 15-round probe three identical width-1024 models read 0.96-1.03x each other.
 
 Mode `compile` compiles the model's forward (and so its backward, through AOTAutograd) the way
 each side would: the trainer through its own compile path (`trainer.compile`), the hand loop with
@@ -360,8 +360,8 @@ def format_macro(entries: list[dict[str, Any]]) -> str:
         lines.append(f"(min-max): too few rounds for a {INTERVAL_LEVEL:.0%} interval; (min, max) covers "
                      + ", ".join(f"{c:.1%}" for c in short) + " here")
     if any(e["status"] == "UNCLEAR" for e in entries):
-        lines.append("UNCLEAR: above the target, but the 95% interval of its per-round ratio reaches the target "
-                     "(more rounds can tell)")
+        lines.append(f"UNCLEAR: above the target, but the {INTERVAL_LEVEL:.0%} interval of its per-round ratio "
+                     "reaches the target (more rounds can tell)")
     compiled = [e for e in entries if e.get("compile_time_s") is not None]
     if compiled:
         lines.append("compile time (first call, excluded from the timings): "

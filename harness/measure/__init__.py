@@ -12,6 +12,7 @@ from .spread import SUMMARY_KEYS, iqr, median, median_interval, median_interval_
 from .threads import num_threads
 
 __all__ = [
-    "PeakMemory", "SUMMARY_KEYS", "SavedBytes", "SavedBytesCounter", "count_saved", "iqr", "median", "median_interval", "median_interval_coverage",
+    "PeakMemory", "SUMMARY_KEYS", "SavedBytes", "SavedBytesCounter", "count_saved", "iqr", "median",
+    "median_interval", "median_interval_coverage",
     "num_threads", "storage_key", "summarize",
 ]
